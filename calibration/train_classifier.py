@@ -1,0 +1,119 @@
+"""Train the attribute classifier of metrics.py on procedural scenes and write the FID reference statistic.
+
+    python -m accel.calibration.train_classifier [--out DIR] [--images 48000] [--epochs 6]
+
+It sees every attribute combination (the judge must know the held-out ones too), with noise and blur added so
+it also reads imperfect generated images. Accuracy is measured on held-out real images rendered from a seed
+the training never uses. A few minutes on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from accel.calibration import dataset as ds
+from accel.calibration import grammar as g
+from accel.calibration.metrics import DATA_DIR, AttributeClassifier, AttributeNet, feature_stats, scene_targets
+
+
+@dataclass
+class ClassifierTrainConfig:
+    """How the shipped classifier is trained."""
+
+    images: int = 48000  # pre-rendered training scenes (all combinations, 40% two-object)
+    epochs: int = 6
+    batch: int = 256
+    lr: float = 2e-3
+    noise_max: float = 0.08  # per-image Gaussian noise std drawn from U(0, noise_max)
+    seed: int = 7
+    val_images: int = 4096  # held-out real images for accuracy and the FID reference statistic
+    val_seed: int = 99991
+
+
+def augment(x: torch.Tensor, gen: torch.Generator, noise_max: float) -> torch.Tensor:
+    n = x.shape[0]
+    blur = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    w = torch.rand(n, 1, 1, 1, generator=gen) * (torch.rand(n, 1, 1, 1, generator=gen) < 0.3)
+    x = x * (1 - w) + blur * w
+    sd = torch.rand(n, 1, 1, 1, generator=gen) * noise_max
+    return (x + sd * torch.randn(x.shape, generator=gen)).clamp(0, 1)
+
+
+def render_chunked(batch: ds.SceneBatch, chunk: int = 2048) -> torch.Tensor:
+    parts = []
+    for i in range(0, len(batch), chunk):
+        sub = ds.SceneBatch(**{k: v[i:i + chunk] for k, v in vars(batch).items()})
+        parts.append(ds.render(sub))
+    return torch.cat(parts)
+
+
+def evaluate(clf: AttributeClassifier, images: torch.Tensor, batch: ds.SceneBatch) -> dict[str, float]:
+    return clf.attribute_accuracy(images, batch.prompts())
+
+
+def train(cfg: ClassifierTrainConfig, out: Path) -> dict[str, float]:
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    t0 = time.time()
+    scenes = ds.sample_scenes(cfg.images, gen, p_two=0.4, held_out="include")
+    images = render_chunked(scenes)
+    targets = scene_targets(scenes)
+    val_scenes = ds.sample_scenes(cfg.val_images, torch.Generator().manual_seed(cfg.val_seed), held_out="include")
+    val_images = render_chunked(val_scenes)
+    print(f"rendered {cfg.images} training + {cfg.val_images} held-out images in {time.time() - t0:.0f}s", flush=True)
+
+    net = AttributeNet()
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    steps = cfg.epochs * (cfg.images // cfg.batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=steps, pct_start=0.1)
+    step = 0
+    for epoch in range(cfg.epochs):
+        net.train()
+        order = torch.randperm(cfg.images, generator=gen)
+        for i in range(0, cfg.images - cfg.batch + 1, cfg.batch):
+            idx = order[i:i + cfg.batch]
+            logits = net(augment(images[idx], gen, cfg.noise_max))
+            loss = F.cross_entropy(logits["background"], targets["background"][idx])
+            for name in ("shape", "colour", "size"):
+                loss = loss + F.cross_entropy(logits[name].flatten(0, 1), targets[name][idx].flatten(),
+                                              ignore_index=-100)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            if step % 100 == 0:
+                print(f"epoch {epoch} step {step}/{steps} loss {loss.item():.4f} ({time.time() - t0:.0f}s)", flush=True)
+        clf = AttributeClassifier(net)
+        acc = evaluate(clf, val_images, val_scenes)
+        net.train()
+        print(f"epoch {epoch}: held-out real images " + " ".join(f"{k} {v:.4f}" for k, v in acc.items()), flush=True)
+
+    clf = AttributeClassifier(net, info={"train": asdict(cfg), "held_out_accuracy": acc,
+                                         "command": "python -m accel.calibration.train_classifier"})
+    clf.save(out / "classifier")
+    from safetensors.torch import save_file
+
+    stats = feature_stats(clf.features(val_images))
+    save_file({k: v.float().contiguous() for k, v in stats.items()}, str(out / "fid_reference.safetensors"))
+    print(f"saved {out / 'classifier'} and {out / 'fid_reference.safetensors'} ({time.time() - t0:.0f}s)")
+    return acc
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=DATA_DIR)
+    p.add_argument("--images", type=int, default=ClassifierTrainConfig.images)
+    p.add_argument("--epochs", type=int, default=ClassifierTrainConfig.epochs)
+    a = p.parse_args(argv)
+    train(ClassifierTrainConfig(images=a.images, epochs=a.epochs), a.out)
+
+
+if __name__ == "__main__":
+    main()
