@@ -36,7 +36,7 @@ class Stats:
     text_kv_hits: int
     flops_computed: int | None  # None until the denoiser ran once
     flops_full: int | None
-    attention: str  # the attention kernel that ran
+    attention: dict  # the attention kernel in use ("kernel"), and per kernel how many calls ran ("calls")
 
     @property
     def flop_ratio(self) -> float | None:
@@ -50,15 +50,16 @@ class Stats:
         total = self.computed.sum() + self.reused.sum()
         ratio = f", {self.flop_ratio:.2f}x fewer FLOPs" if self.flop_ratio else ""
         return (f"{int(self.calls.sum())} denoiser calls; {int(self.reused.sum())}/{int(total)} cell evaluations "
-                f"reused{ratio}; attention: {self.attention}")
+                f"reused{ratio}; attention: {self.attention['kernel']}")
 
 
 class Handle:
     """A running plan on a model. ``remove()`` (or leaving ``with``) restores the model exactly."""
 
     def __init__(self, model: torch.nn.Module, binding: Binding, plan: Plan, engine: CacheEngine,
-                 patches: list[Patch]) -> None:
+                 patches: list[Patch], attention=None) -> None:
         self.model, self.binding, self.plan, self._engine, self._patches = model, binding, plan, engine, patches
+        self._attention = attention  # accel.kernels' AttentionInstall, when the plan picks a kernel
         self._costs: CellCosts | None = None
         self.removed = False
 
@@ -74,8 +75,11 @@ class Handle:
         """Per-cell FLOPs for the input shapes of this handle's first denoiser call (measured once, on demand)."""
         if self._costs is None and self._engine.first_inputs is not None:
             args, kwargs = self._engine.first_inputs
+            counts = dict(self._attention.counts) if self._attention is not None else None
             with self._engine.bypassed():
                 self._costs = measure(self.model, *args, binding=self.binding, **kwargs)
+            if counts is not None:  # the measuring call is not part of what the plan ran
+                self._attention.counts.update(counts)
         return self._costs
 
     def stats(self) -> Stats:
@@ -93,14 +97,17 @@ class Handle:
                 flops_computed += int((computed * kv_flops).sum())
             else:
                 flops_computed += sum(kv_flops[i] * m // n_proj[i] for i, m in kv.misses.items())
+        attention = self._attention.stats() if self._attention is not None else {"kernel": "sdpa"}
         return Stats(self.layout, computed, reused, calls, sum(kv.hits.values()) if kv else 0,
-                     flops_computed, flops_full, self.plan.attention)
+                     flops_computed, flops_full, attention)
 
     def remove(self) -> None:
         """Undo everything accel did to the model (and pipeline). Safe to call twice."""
         if self.removed:
             return
         self._engine.remove()
+        if self._attention is not None:
+            self._attention.remove()
         for patch in reversed(self._patches):
             patch.undo()
         _ACTIVE.pop(self.model, None)
@@ -133,12 +140,17 @@ def accelerate(target, plan: Plan | None = None) -> Handle:
     if mask is None:  # no cache schedule: compute everything, still count steps (up to any sane loop length)
         mask = np.ones((MAX_UNPLANNED_STEPS, binding.layout.n_cells), dtype=bool)
     engine = CacheEngine(model, binding, mask, plan.reuse_text_kv)
+    attention = None
+    if plan.attention != "sdpa":
+        from accel.kernels import install  # validates before it changes anything; falls back to SDPA with one log line
+
+        attention = install(model, plan.attention)
     patches: list[Patch] = []
     scheduler = getattr(pipeline, "scheduler", None) if pipeline is not None else None
     if scheduler is not None and hasattr(scheduler, "set_timesteps"):
         patches.append(shadow(scheduler, "set_timesteps", _generation_start(engine, plan, scheduler)))
     engine.install()
-    handle = Handle(model, binding, plan, engine, patches)
+    handle = Handle(model, binding, plan, engine, patches, attention)
     _ACTIVE[model] = handle
     return handle
 

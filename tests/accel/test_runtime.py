@@ -151,3 +151,22 @@ def test_more_steps_than_planned_raises_before_running():
         after = handle.stats()
     np.testing.assert_array_equal(before.computed, after.computed)
     np.testing.assert_array_equal(before.calls, after.calls)
+
+
+def test_attention_plan_composes_with_cache_and_falls_back_with_one_log_line(caplog):
+    case = ALL["pixart"]()
+    reference = generation(case)
+    layout = accel.layout_of(case.model)
+    before = model_state(case.model)
+    plan = accel.Plan(cache=accel.CacheSchedule.full(layout, STEPS), attention="triton")
+    with caplog.at_level("WARNING", logger="accel"):
+        with accel.accelerate(case.model, plan) as handle:
+            outs = generation(case)
+            stats = handle.stats()
+    if stats.attention["kernel"] == "sdpa":  # no GPU here: SDPA ran, and one line said why
+        assert stats.attention["fallback_reason"]
+        assert len([r for r in caplog.records if "SDPA" in r.getMessage()]) == 1
+        assert all(torch.equal(a, b) for a, b in zip(reference, outs))
+    assert stats.attention["requested"] == "triton"
+    assert sum(stats.attention["calls"].values()) == 3 * 2 * STEPS  # 3 blocks x (attn1, attn2) x steps
+    assert same_state(before, model_state(case.model))
