@@ -1,15 +1,16 @@
 """Train the attribute classifier of metrics.py on procedural scenes and write the FID reference statistic.
 
-    python -m accel.calibration.train_classifier [--out DIR] [--images 48000] [--epochs 6]
+    python -m accel.calibration.train_classifier [--out DIR] [--images 48000] [--epochs 6] [--device cuda]
 
 It sees every attribute combination (the judge must know the held-out ones too), with noise and blur added so
 it also reads imperfect generated images. Accuracy is measured on held-out real images rendered from a seed
-the training never uses. A few minutes on a 2-core CPU.
+the training never uses. About 15 minutes on a 2-core CPU, under a minute on a GPU.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,7 +19,6 @@ import torch
 import torch.nn.functional as F
 
 from accel.calibration import dataset as ds
-from accel.calibration import grammar as g
 from accel.calibration.metrics import DATA_DIR, AttributeClassifier, AttributeNet, feature_stats, scene_targets
 
 
@@ -39,17 +39,18 @@ class ClassifierTrainConfig:
 def augment(x: torch.Tensor, gen: torch.Generator, noise_max: float) -> torch.Tensor:
     n = x.shape[0]
     blur = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
-    w = torch.rand(n, 1, 1, 1, generator=gen) * (torch.rand(n, 1, 1, 1, generator=gen) < 0.3)
+    w = torch.rand(n, 1, 1, 1, generator=gen, device=x.device)
+    w = w * (torch.rand(n, 1, 1, 1, generator=gen, device=x.device) < 0.3)
     x = x * (1 - w) + blur * w
-    sd = torch.rand(n, 1, 1, 1, generator=gen) * noise_max
-    return (x + sd * torch.randn(x.shape, generator=gen)).clamp(0, 1)
+    sd = torch.rand(n, 1, 1, 1, generator=gen, device=x.device) * noise_max
+    return (x + sd * torch.randn(x.shape, generator=gen, device=x.device)).clamp(0, 1)
 
 
-def render_chunked(batch: ds.SceneBatch, chunk: int = 2048) -> torch.Tensor:
+def render_chunked(batch: ds.SceneBatch, device="cpu", chunk: int = 2048) -> torch.Tensor:
     parts = []
     for i in range(0, len(batch), chunk):
         sub = ds.SceneBatch(**{k: v[i:i + chunk] for k, v in vars(batch).items()})
-        parts.append(ds.render(sub))
+        parts.append(ds.render(sub, device))
     return torch.cat(parts)
 
 
@@ -57,25 +58,26 @@ def evaluate(clf: AttributeClassifier, images: torch.Tensor, batch: ds.SceneBatc
     return clf.attribute_accuracy(images, batch.prompts())
 
 
-def train(cfg: ClassifierTrainConfig, out: Path) -> dict[str, float]:
+def train(cfg: ClassifierTrainConfig, out: Path, device: str = "cpu") -> dict[str, float]:
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     t0 = time.time()
     scenes = ds.sample_scenes(cfg.images, gen, p_two=0.4, held_out="include")
-    images = render_chunked(scenes)
-    targets = scene_targets(scenes)
+    images = render_chunked(scenes, device)
+    targets = {k: v.to(device) for k, v in scene_targets(scenes).items()}
+    gen = torch.Generator(device).manual_seed(cfg.seed)
     val_scenes = ds.sample_scenes(cfg.val_images, torch.Generator().manual_seed(cfg.val_seed), held_out="include")
     val_images = render_chunked(val_scenes)
     print(f"rendered {cfg.images} training + {cfg.val_images} held-out images in {time.time() - t0:.0f}s", flush=True)
 
-    net = AttributeNet()
+    net = AttributeNet().to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
     steps = cfg.epochs * (cfg.images // cfg.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=steps, pct_start=0.1)
     step = 0
     for epoch in range(cfg.epochs):
         net.train()
-        order = torch.randperm(cfg.images, generator=gen)
+        order = torch.randperm(cfg.images, generator=gen, device=device)
         for i in range(0, cfg.images - cfg.batch + 1, cfg.batch):
             idx = order[i:i + cfg.batch]
             logits = net(augment(images[idx], gen, cfg.noise_max))
@@ -90,12 +92,10 @@ def train(cfg: ClassifierTrainConfig, out: Path) -> dict[str, float]:
             step += 1
             if step % 100 == 0:
                 print(f"epoch {epoch} step {step}/{steps} loss {loss.item():.4f} ({time.time() - t0:.0f}s)", flush=True)
-        clf = AttributeClassifier(net)
-        acc = evaluate(clf, val_images, val_scenes)
-        net.train()
+        acc = evaluate(AttributeClassifier(copy.deepcopy(net)), val_images, val_scenes)
         print(f"epoch {epoch}: held-out real images " + " ".join(f"{k} {v:.4f}" for k, v in acc.items()), flush=True)
 
-    clf = AttributeClassifier(net, info={"train": asdict(cfg), "held_out_accuracy": acc,
+    clf = AttributeClassifier(net, info={"train": asdict(cfg), "device": str(device), "held_out_accuracy": acc,
                                          "command": "python -m accel.calibration.train_classifier"})
     clf.save(out / "classifier")
     from safetensors.torch import save_file
@@ -111,8 +111,9 @@ def main(argv=None) -> None:
     p.add_argument("--out", type=Path, default=DATA_DIR)
     p.add_argument("--images", type=int, default=ClassifierTrainConfig.images)
     p.add_argument("--epochs", type=int, default=ClassifierTrainConfig.epochs)
+    p.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
-    train(ClassifierTrainConfig(images=a.images, epochs=a.epochs), a.out)
+    train(ClassifierTrainConfig(images=a.images, epochs=a.epochs), a.out, a.device)
 
 
 if __name__ == "__main__":
