@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from accel.calibration import dataset as ds
-from accel.calibration.model import ShapesModelConfig, build_models, build_scheduler, save_models
+from accel.calibration.evaluate import evaluate
+from accel.calibration.model import ShapesModelConfig, build_models, save_models
 
 
 @dataclass
@@ -96,43 +97,6 @@ def save_checkpoint(out: Path, cfg: TrainConfig, ema_tr, ema_te, extra: dict) ->
         out.rename(old)
     tmp.rename(out)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def evaluate(out: Path, device: torch.device, n_prompts: int, scales: list[float], steps: int = 20) -> dict:
-    """Attribute accuracy of the saved model on the test prompts, per CFG scale; also split by seen/unseen
-    combinations and one/two objects at the best scale."""
-    from accel.calibration.dataset import HELD_OUT
-    from accel.calibration.grammar import parse_prompt
-    from accel.calibration.grid import save_grid
-    from accel.calibration.metrics import AttributeClassifier
-    from accel.calibration.pipeline import load_pipeline
-    from accel.calibration.prompts import load_prompts
-
-    prompts = load_prompts("test")
-    prompts = prompts[:n_prompts] if n_prompts else prompts
-    pipe = load_pipeline(device=device, path=out)
-    clf = AttributeClassifier.load()
-    results, images = {}, {}
-    for s in scales:
-        t0 = time.time()
-        images[s] = pipe(prompts, num_inference_steps=steps, guidance_scale=s, seed=0, batch_size=512).cpu()
-        results[s] = clf.attribute_accuracy(images[s], prompts)
-        print(f"eval cfg {s}: " + " ".join(f"{k} {v:.3f}" for k, v in results[s].items())
-              + f" ({len(prompts)} test prompts, {steps} steps, {time.time() - t0:.1f}s)", flush=True)
-    best = max(scales, key=lambda s: (results[s]["prompt"], results[s]["shape"]))
-    scenes = [parse_prompt(p) for p in prompts]
-    unseen = [any((o.shape, o.colour, sc.background) in HELD_OUT for o in sc.objects) for sc in scenes]
-    groups = {"unseen_combinations": unseen, "seen_combinations": [not u for u in unseen],
-              "one_object": [len(sc.objects) == 1 for sc in scenes], "two_objects": [len(sc.objects) == 2 for sc in scenes]}
-    split = {}
-    for name, mask in groups.items():
-        idx = [i for i, m in enumerate(mask) if m]
-        if idx:
-            split[name] = clf.attribute_accuracy(images[best][idx], [prompts[i] for i in idx])
-            print(f"  cfg {best} {name} ({len(idx)}): " + " ".join(f"{k} {v:.3f}" for k, v in split[name].items()))
-    save_grid(images[best][:64], out.parent / f"{out.name}-samples.png", nrow=8)
-    return {"guidance_scale": best, "steps": steps, "n_prompts": len(prompts),
-            "by_scale": {str(k): v for k, v in results.items()}, "split": split}
 
 
 def train(cfg: TrainConfig, device: torch.device, out: Path) -> dict:
