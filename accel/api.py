@@ -67,6 +67,13 @@ class Handle:
     def layout(self) -> Layout:
         return self.binding.layout
 
+    def snapshot(self) -> dict:
+        """The generation's cache state now (see CacheEngine.snapshot)."""
+        return self._engine.snapshot()
+
+    def restore(self, state: dict) -> None:
+        self._engine.restore(state)
+
     def new_generation(self) -> None:
         """Start a new generation at the next denoiser call (caches are emptied then)."""
         self._engine.clock.start()
@@ -124,8 +131,12 @@ class Handle:
         return f"<accel.Handle {state} on {type(self.model).__name__}: {self._engine.mask.shape[0]} steps, {self.layout!r}>"
 
 
-def accelerate(target, plan: Plan | None = None) -> Handle:
-    """Run ``plan`` on ``target`` (a pipeline or a denoiser) until the handle is removed."""
+def accelerate(target, plan: Plan | None = None, *, store_all: bool = False) -> Handle:
+    """Run ``plan`` on ``target`` (a pipeline or a denoiser) until the handle is removed.
+
+    ``store_all`` keeps every computed output in the cache (not only those the plan reuses later), so that the
+    handle's state can continue under another plan with the same prefix (searches use this to share work).
+    """
     plan = plan if plan is not None else Plan()
     if not isinstance(plan, Plan):
         raise AccelError(f"accelerate(target, plan) takes an accel.Plan, got {type(plan).__name__}.")
@@ -139,7 +150,7 @@ def accelerate(target, plan: Plan | None = None) -> Handle:
     mask = plan.mask_for(binding.layout)
     if mask is None:  # no cache schedule: compute everything, still count steps (up to any sane loop length)
         mask = np.ones((MAX_UNPLANNED_STEPS, binding.layout.n_cells), dtype=bool)
-    engine = CacheEngine(model, binding, mask, plan.reuse_text_kv)
+    engine = CacheEngine(model, binding, mask, plan.reuse_text_kv, store_all)
     attention = None
     if plan.attention != "sdpa":
         from accel.kernels import install  # validates before it changes anything; falls back to SDPA with one log line

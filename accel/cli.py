@@ -1,4 +1,4 @@
-"""The `accel` command: generate, show, demo (searches and the bench join as they land)."""
+"""The `accel` command: generate, search, show, demo (the bench joins as it lands)."""
 
 from __future__ import annotations
 
@@ -59,9 +59,27 @@ def cmd_generate(args) -> int:
 def cmd_show(args) -> int:
     import accel
 
-    plan = accel.Plan.load(args.path)
-    print(describe_plan(plan))
+    path = Path(args.path)
+    if path.is_dir() or path.name == "front.json":
+        from accel.search.front import ParetoFront
+
+        print(describe_front(ParetoFront.load(path)))
+    else:
+        print(describe_plan(accel.Plan.load(path)))
     return 0
+
+
+def describe_front(front) -> str:
+    """A front as a table, fastest last, with the baselines measured beside it."""
+    cols = [c for c in ("flop_ratio", "psnr", "ssim", "acc_prompt", "acc_shape", "frechet")
+            if front.points and c in front.points[0].metrics]
+    lines = [f"{front.model}, {front.steps} steps; objectives: {', '.join(front.objectives)}; "
+             f"{len(front.points)} plans on the front",
+             "| plan | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    rows = [(p.name or "-", p.metrics) for p in front.points] + [(b["name"], b["metrics"]) for b in front.baselines]
+    for name, m in rows:
+        lines.append(f"| {name} | " + " | ".join(f"{m[c]:.3f}" if c in m else "-" for c in cols) + " |")
+    return "\n".join(lines)
 
 
 def describe_plan(plan) -> str:
@@ -105,9 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--out", default="out.png")
     p.set_defaults(run=cmd_generate)
 
-    p = sub.add_parser("show", help="print a plan as a table")
+    p = sub.add_parser("show", help="print a plan or a front folder as a table")
     p.add_argument("path")
     p.set_defaults(run=cmd_show)
+
+    from accel.search.cli import add_arguments as add_search
+
+    add_search(sub)
 
     p = sub.add_parser("demo", help="the main job on the embedded model: plans vs full compute, table and grid")
     p.add_argument("--model", default=BUILTIN)

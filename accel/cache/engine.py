@@ -23,15 +23,17 @@ TIMESTEP_NAMES = ("timestep", "timesteps", "t", "time", "sigma")
 
 
 class CacheEngine:
-    def __init__(self, model: torch.nn.Module, binding: Binding, mask: np.ndarray, reuse_text_kv: bool) -> None:
+    def __init__(self, model: torch.nn.Module, binding: Binding, mask: np.ndarray, reuse_text_kv: bool,
+                 store_all: bool = False) -> None:
         self.model, self.binding = model, binding
         self.mask = np.asarray(mask, dtype=bool)
         steps, n = self.mask.shape
-        # store a computed output only when a later step of that cell will reuse it
+        # store a computed output only when a later step of that cell will reuse it, unless the state may be
+        # handed to another schedule (snapshot/restore), which may reuse where this one does not
         later_reuse = np.zeros_like(self.mask)
         later_reuse[:-1] = np.flip(np.logical_or.accumulate(np.flip(~self.mask[1:], 0), 0), 0)
-        self.store = later_reuse
-        self.hooked = ~self.mask.all(axis=0)
+        self.store = np.ones_like(self.mask) if store_all else later_reuse
+        self.hooked = np.ones(n, dtype=bool) if store_all else ~self.mask.all(axis=0)
         self.clock = StepClock(steps)
         self.slots: dict[int, list] = {}
         self.text_kv = TextKVCache() if reuse_text_kv else None
@@ -118,6 +120,24 @@ class CacheEngine:
         computed = self.computed.copy()
         computed[:, ~self.hooked] = self.calls[:, None]
         return computed, self.reused.copy()
+
+    def snapshot(self) -> dict:
+        """The generation's state after the current step: cheap (tensors are shared, never copied).
+
+        Cached outputs are never modified in place, so a snapshot stays valid while the generation goes on.
+        """
+        clock = self.clock
+        return {"slots": {b: list(v) for b, v in self.slots.items()},
+                "clock": (clock.step, clock.branch, clock.t, clock.direction, clock.open),
+                "text_kv": {k: list(v) for k, v in self.text_kv.entries.items()} if self.text_kv else None}
+
+    def restore(self, state: dict) -> None:
+        """Continue a generation from ``snapshot()`` (possibly taken under another schedule with the same prefix)."""
+        self.slots = {b: list(v) for b, v in state["slots"].items()}
+        c = self.clock
+        c.step, c.branch, c.t, c.direction, c.open = state["clock"]
+        if self.text_kv is not None and state["text_kv"] is not None:
+            self.text_kv.entries = {k: list(v) for k, v in state["text_kv"].items()}
 
     @contextmanager
     def bypassed(self):

@@ -25,7 +25,7 @@ class TextKVCache:
     def wrapper(self, cell: int):
         """A ``shadow`` factory for one projection of ``cell``."""
         def wrap(original):
-            key = id(original)
+            key = id(getattr(original, "__self__", original))  # the projection module: stable across handles
 
             def run(x, *args, **kwargs):
                 if not self.enabled or args or kwargs or not isinstance(x, torch.Tensor):

@@ -1,0 +1,70 @@
+"""`accel search {ecad}`: argument parsing and the run, kept beside the searches."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from accel.errors import AccelError
+
+
+def parse_budget(text: str) -> float:
+    """'10m', '90s', '1h', '1h30m' or plain seconds -> seconds."""
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", text)
+    if not parts or "".join(a + b for a, b in parts) != text:
+        raise AccelError(f"--budget {text!r}: expected a duration such as 10m, 90s, 1h or 1h30m.")
+    return sum(float(a) * {"h": 3600, "m": 60, "s": 1}[b] for a, b in parts)
+
+
+def read_prompts(path: str | None, n: int | None) -> list[str]:
+    if path is None:
+        from accel.calibration import load_prompts
+
+        prompts = load_prompts("calibration")
+    else:
+        p = Path(path)
+        if not p.exists():
+            raise AccelError(f"--prompts {path}: no such file (one prompt per line).")
+        prompts = [ln.strip() for ln in p.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    if not prompts:
+        raise AccelError(f"--prompts {path}: the file holds no prompts.")
+    return prompts[:n] if n else prompts
+
+
+def add_arguments(sub) -> None:
+    p = sub.add_parser("search", help="search plans on calibration prompts and write a Pareto front folder")
+    methods = p.add_subparsers(dest="method", required=True)
+    e = methods.add_parser("ecad", help="genetic search of cache plans (NSGA-II)")
+    e.add_argument("--model", default="builtin:shapes")
+    e.add_argument("--prompts", help="calibration prompts, one per line (default: the embedded model's set)")
+    e.add_argument("--n-prompts", type=int, default=16, help="use the first N prompts (default 16)")
+    e.add_argument("--steps", type=int, default=20)
+    e.add_argument("--budget", default="10m", help="wall-clock budget, e.g. 10m")
+    e.add_argument("--generations", type=int, default=None, help="stop after N generations")
+    e.add_argument("--population", type=int, default=24)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--quality", default="psnr", help="comma-separated: psnr, ssim, acc_prompt, acc_shape, frechet")
+    e.add_argument("--storage", help="optuna storage URL (default: sqlite file study.db in --out)")
+    e.add_argument("--no-prefix-sharing", action="store_true", help="run every plan from step 0")
+    e.add_argument("--out", default="runs/ecad")
+    e.set_defaults(run=run_search)
+
+
+def run_search(args) -> int:
+    from accel.cli import describe_front, load_pipeline
+    from accel.search.ecad import ECADConfig, run_ecad
+
+    config = ECADConfig(steps=args.steps, population=args.population, budget_s=parse_budget(args.budget),
+                        max_generations=args.generations, seed=args.seed,
+                        quality=tuple(q.strip() for q in args.quality.split(",") if q.strip()),
+                        share_prefixes=not args.no_prefix_sharing)
+    prompts = read_prompts(args.prompts, args.n_prompts)
+    pipe = load_pipeline(args.model)
+    print(f"ECAD search on {args.model}: {len(prompts)} prompts, {args.steps} steps, population {config.population}, "
+          f"budget {config.budget_s / 60:.1f} min -> {args.out}")
+    front = run_ecad(pipe, prompts, args.out, config, model_name=args.model, storage=args.storage)
+    print(describe_front(front))
+    print(f"wrote {args.out}/front.json, {args.out}/front.png and {len(front.points)} plans in {args.out}/plans/")
+    return 0
