@@ -60,11 +60,17 @@ def run_search(args) -> int:
                         max_generations=args.generations, seed=args.seed,
                         quality=tuple(q.strip() for q in args.quality.split(",") if q.strip()),
                         share_prefixes=not args.no_prefix_sharing)
+    from accel.search.samplers import shapes_sampler
+
     prompts = read_prompts(args.prompts, args.n_prompts)
     pipe = load_pipeline(args.model)
+    if args.model != "builtin:shapes":
+        raise AccelError("the command line searches the embedded model; for another model build a sampler "
+                         "(accel.search.samplers.FlowEulerSampler) and call accel.search.ecad.run_ecad.")
+    sampler = shapes_sampler(pipe, prompts, args.steps, seed=args.seed)
     print(f"ECAD search on {args.model}: {len(prompts)} prompts, {args.steps} steps, population {config.population}, "
           f"budget {config.budget_s / 60:.1f} min -> {args.out}")
-    front = run_ecad(pipe, prompts, args.out, config, model_name=args.model, storage=args.storage)
+    front = run_ecad(sampler, args.out, config, model_name=args.model, storage=args.storage)
     print(describe_front(front))
     print(f"wrote {args.out}/front.json, {args.out}/front.png and {len(front.points)} plans in {args.out}/plans/")
     return 0

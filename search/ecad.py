@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 import accel
-from accel.search.evaluator import PlanEvaluator
+from accel.search.evaluator import PlanEvaluator, tensor_digest, weights_digest
 from accel.search.front import FrontPoint, ParetoFront, sense
 from accel.search.operators import CacheMutation, CacheRepair, Grid, heuristic_seeds
 from accel.search.store import StudyStore, mask_from_key
@@ -45,8 +45,9 @@ class ECADConfig:
         return {"method": "ecad", "model": model, "prompts": prompts, **d}
 
 
-def run_ecad(pipe, prompts: list[str], out: str | Path, config: ECADConfig | None = None,
-             model_name: str = "builtin:shapes", storage: str | None = None, log=print) -> ParetoFront:
+def run_ecad(sampler, out: str | Path, config: ECADConfig | None = None, model_name: str = "builtin:shapes",
+             storage: str | None = None, log=print) -> ParetoFront:
+    """Search cache plans for ``sampler`` (search/samplers.py: its denoiser, prompts, noise and steps)."""
     from pymoo.algorithms.moo.nsga2 import NSGA2
     from pymoo.core.problem import Problem
     from pymoo.operators.crossover.pntx import PointCrossover
@@ -58,10 +59,13 @@ def run_ecad(pipe, prompts: list[str], out: str | Path, config: ECADConfig | Non
     if unknown or not config.quality:
         raise accel.AccelError(f"unknown quality objective(s) {unknown}; choose from psnr, ssim, acc_prompt, "
                                "acc_shape, frechet.")
-    store = StudyStore(storage or out / "study.db", "ecad", config.setup(model_name, prompts), objectives)
+    if sampler.steps != config.steps:
+        raise accel.AccelError(f"the sampler runs {sampler.steps} steps but the search is set for {config.steps}.")
+    setup = {**config.setup(model_name, sampler.prompts), "noise": tensor_digest(sampler.start()),
+             "weights": weights_digest(sampler.denoiser)}
+    store = StudyStore(storage or out / "study.db", "ecad", setup, objectives)
     started = time.perf_counter()
-    evaluator = PlanEvaluator(pipe, prompts, config.steps, config.seed, config.reuse_text_kv, config.share_prefixes,
-                              cache_dir=out)
+    evaluator = PlanEvaluator(sampler, config.reuse_text_kv, config.share_prefixes, cache_dir=out)
     layout = evaluator.layout
     grid = Grid(layout, config.steps)
     seeds = {**heuristic_seeds(layout, config.steps), **config.seeds}

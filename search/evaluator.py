@@ -22,31 +22,27 @@ QUALITY_METRICS = ("psnr", "ssim", "acc_prompt", "acc_shape", "frechet")
 
 
 class PlanEvaluator:
-    def __init__(self, pipe, prompts: list[str], steps: int, seed: int = 0, reuse_text_kv: bool = True,
-                 share_prefixes: bool = True, cache_dir: str | Path | None = None,
-                 guidance_scale: float | None = None) -> None:
-        self.rollout = Rollout(pipe, prompts, steps, seed, guidance_scale)
-        self.layout, self.steps, self.prompts = self.rollout.layout, steps, list(prompts)
+    def __init__(self, sampler, reuse_text_kv: bool = True, share_prefixes: bool = True,
+                 cache_dir: str | Path | None = None) -> None:
+        self.sampler = sampler
+        self.rollout = Rollout(sampler)
+        self.layout, self.steps, self.prompts = self.rollout.layout, sampler.steps, list(sampler.prompts)
         self.reuse_text_kv, self.share_prefixes = reuse_text_kv, share_prefixes
-        self.costs: CellCosts = self._measure_costs()
+        self.costs: CellCosts = measure(sampler.denoiser, **sampler.cost_inputs())
         self.reference = self._reference(cache_dir)
-        self.classifier = _classifier_for(prompts)
-
-    def _measure_costs(self) -> CellCosts:
-        r = self.rollout
-        x_in = torch.cat([r.noise, r.noise]) if r.guided else r.noise
-        return measure(r.pipe.transformer, hidden_states=x_in, encoder_hidden_states=r.text,
-                       timestep=r.timesteps[0].to(torch.float32).expand(x_in.shape[0]),
-                       added_cond_kwargs={"resolution": None, "aspect_ratio": None}, return_dict=False)
+        self.classifier = _classifier_for(self.prompts) if self.prompts else None
 
     def _reference(self, cache_dir) -> torch.Tensor:
-        digest = hashlib.sha256(repr((self.layout.fingerprint, self.prompts, self.rollout.seed, self.steps,
-                                      self.rollout.scale, _weights_digest(self.rollout.pipe.transformer))).encode())
+        """Full compute, generated once per (model weights, sampler inputs, steps) and kept in cache_dir."""
+        s = self.sampler
+        digest = hashlib.sha256(repr((self.layout.fingerprint, self.prompts, self.steps, tensor_digest(s.start()),
+                                      weights_digest(s.denoiser))).encode())
         path = Path(cache_dir) / f"reference-{digest.hexdigest()[:12]}.pt" if cache_dir else None
         if path is not None and path.exists():
             return torch.load(path)
         full = np.ones((self.steps, self.layout.n_cells), dtype=bool)
         images = self.rollout.run([full], reuse_text_kv=False, share_prefixes=False)[0]
+        self.rollout.stats = type(self.rollout.stats)()  # the reference is not a plan evaluation
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             torch.save(images, path)
@@ -98,10 +94,13 @@ def _classifier_for(prompts: list[str]):
         return None
 
 
-def _weights_digest(model: torch.nn.Module) -> str:
+def tensor_digest(t: torch.Tensor) -> str:
+    return hashlib.sha256(t.detach().float().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
+
+
+def weights_digest(model: torch.nn.Module) -> str:
     h = hashlib.sha256()
     for name, p in sorted(model.state_dict().items()):
         h.update(name.encode())
-        h.update(p.detach().float().cpu().numpy().tobytes()[:4096])
-        h.update(str(float(p.float().sum())).encode())
+        h.update(tensor_digest(p).encode())
     return h.hexdigest()[:16]
