@@ -1,0 +1,130 @@
+"""Side-by-side evaluation of acceleration methods on held-out prompts: the core of `accel bench`.
+
+Every method runs on the same pipeline, prompts, seed and step count and is compared with full compute at that
+step count: exact FLOP ratio, quality (PSNR/SSIM vs full compute, attribute accuracy, Frechet distance) and, where
+asked, a paired wall-clock speed-up (median and spread of alternating runs in this process).
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+import accel
+
+
+@dataclass
+class Method:
+    name: str
+    family: str  # methods of one family are drawn as one line (a sweep or a front)
+    plan: accel.Plan | None = None  # an accel plan, or
+    steps: int | None = None  # plain step reduction: the same sampler with fewer steps, or
+    apply: Callable | None = None  # a peer: apply(pipe) -> context manager that accelerates it
+    flops: Callable | None = None  # peers: exact FLOPs of one generation, when known
+
+
+@dataclass
+class Result:
+    method: Method
+    flop_ratio: float
+    metrics: dict
+    wall: tuple[float, float, float] | None = None  # median, q1, q3 of full time / method time
+    images: torch.Tensor | None = field(default=None, repr=False)
+
+
+def _context(pipe, m: Method):
+    if m.plan is not None:
+        return accel.accelerate(pipe, m.plan)
+    if m.apply is not None:
+        return m.apply(pipe)
+    return nullcontext()
+
+
+def _generate(pipe, m: Method, prompts, steps, seed):
+    with _context(pipe, m):
+        return pipe(prompts, num_inference_steps=m.steps or steps, seed=seed, output_type="pt")
+
+
+def generation_flops(pipe, prompts, steps, seed, plan: accel.Plan | None = None, run_steps: int | None = None) -> int:
+    """Exact FLOPs of the denoiser over one generation (torch's FLOP counter, CPU SDPA registered)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import accel.cost  # noqa: F401  (registers the CPU SDPA formula)
+
+    counter = FlopCounterMode(display=False)
+    ctx = accel.accelerate(pipe, plan) if plan is not None else nullcontext()
+    with ctx, counter:
+        pipe(prompts, num_inference_steps=run_steps or steps, seed=seed, output_type="pt")
+    return counter.get_total_flops()
+
+
+def paired_wall(pipe, m: Method, prompts, steps, seed, pairs: int) -> tuple[float, float, float]:
+    full = Method("full", "full")
+
+    def timed(method):
+        start = time.perf_counter()
+        _generate(pipe, method, prompts, steps, seed)
+        return time.perf_counter() - start
+
+    ratios = []
+    for i in range(pairs):
+        if i % 2 == 0:
+            a = timed(full)
+            b = timed(m)
+        else:
+            b = timed(m)
+            a = timed(full)
+        ratios.append(a / b)
+    q1, med, q3 = np.percentile(ratios, [25, 50, 75])
+    return float(med), float(q1), float(q3)
+
+
+def quality(images, reference, prompts, classifier) -> dict:
+    from accel.calibration import metrics as mt
+
+    out = {"psnr": float(mt.psnr(images, reference).clamp(max=100).mean()),
+           "ssim": float(mt.ssim(images, reference).mean())}
+    if classifier is not None:
+        out.update({f"acc_{k}": float(v) for k, v in classifier.attribute_accuracy(images, prompts).items()})
+        out["frechet"] = float(mt.frechet_distance(images, classifier=classifier))
+    return out
+
+
+def run_methods(pipe, prompts, steps, methods: list[Method], classifier=None, seed: int = 0,
+                wall_prompts: list[str] | None = None, wall_pairs: int = 0, wall_for: set[str] | None = None,
+                log=print) -> tuple[Result, list[Result]]:
+    """(full-compute result, results per method). FLOPs are counted on the same prompts as quality."""
+    reference = _generate(pipe, Method("full", "full"), prompts, steps, seed)
+    full_flops = generation_flops(pipe, prompts, steps, seed)
+    full = Result(Method("full", "full"), 1.0, quality(reference, reference, prompts, classifier), images=reference)
+    results = []
+    for k, m in enumerate(methods):
+        t0 = time.perf_counter()
+        images = _generate(pipe, m, prompts, steps, seed)
+        if m.flops is not None:
+            flops = m.flops(pipe, prompts, steps, seed)
+        else:
+            flops = generation_flops(pipe, prompts, steps, seed, m.plan, m.steps)
+        r = Result(m, full_flops / flops, quality(images, reference, prompts, classifier), images=images)
+        if wall_pairs and (wall_for is None or m.name in wall_for):
+            r.wall = paired_wall(pipe, m, wall_prompts or prompts, steps, seed, wall_pairs)
+        results.append(r)
+        log(f"[{k + 1}/{len(methods)}] {m.name:28s} FLOPs {r.flop_ratio:5.2f}x  PSNR {r.metrics['psnr']:5.1f}"
+            + (f"  wall {r.wall[0]:.2f}x" if r.wall else "") + f"  ({time.perf_counter() - t0:.0f}s)")
+    return full, results
+
+
+def dominated_by(baseline: Result, candidates: list[Result], metrics: list[str]) -> Result | None:
+    """A candidate with at least the baseline's FLOP ratio and equal or better quality on every metric."""
+    from accel.search.front import sense
+
+    for c in sorted(candidates, key=lambda r: r.flop_ratio):
+        if c.flop_ratio + 1e-9 >= baseline.flop_ratio and all(
+                sense(k) * (c.metrics[k] - baseline.metrics[k]) >= -1e-12 for k in metrics):
+            return c
+    return None
