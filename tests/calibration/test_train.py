@@ -1,0 +1,27 @@
+import json
+
+import torch
+
+from accel.calibration import load_pipeline
+from accel.calibration.train import TrainConfig, train
+
+
+def _run(tmp_path, name):
+    cfg = TrainConfig(batch=4, pool=32, max_steps=3, minutes=5, eval_reserve_s=0, log_every=1, warmup_steps=1)
+    out = tmp_path / name
+    train(cfg, torch.device("cpu"), out)
+    return out
+
+
+def test_short_cpu_run_saves_a_loadable_model_and_is_reproducible(tmp_path, capsys):
+    a = _run(tmp_path, "a")
+    log = capsys.readouterr().out
+    assert "step 3 loss" in log and "it/s" in log
+    extra = json.loads((a / "model_index.json").read_text())["extra"]
+    assert extra["steps"] == 3 and extra["final"]
+    pipe = load_pipeline(path=a)
+    img = pipe("a small red circle in the center on a white background", num_inference_steps=2)
+    assert img.shape == (1, 3, 32, 32) and torch.isfinite(img).all()
+    b = _run(tmp_path, "b")
+    assert torch.equal(img, load_pipeline(path=b)("a small red circle in the center on a white background",
+                                                  num_inference_steps=2))
