@@ -104,7 +104,9 @@ def describe_plan(plan) -> str:
 def cmd_demo(args) -> int:
     from accel.search.demo import run_demo
 
-    run_demo(args.out, steps=args.steps, model=args.model)
+    from accel.search.cli import parse_budget
+
+    run_demo(args.out, steps=args.steps, model=args.model, budget_s=parse_budget(args.budget))
     return 0
 
 
@@ -131,9 +133,10 @@ def main(argv: list[str] | None = None) -> int:
 
     add_search(sub)
 
-    p = sub.add_parser("demo", help="the main job on the embedded model: plans vs full compute, table and grid")
+    p = sub.add_parser("demo", help="the main job: an ECAD search, then a held-out bench of its front vs baselines")
     p.add_argument("--model", default=BUILTIN)
     p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--budget", default="5m", help="the search's wall-clock budget")
     p.add_argument("--out", default="runs/demo")
     p.set_defaults(run=cmd_demo)
 

@@ -3,7 +3,7 @@
 A PixArtTransformer2DModel of about 10M parameters at 32x32 (256 tokens), batch 2, 20 denoiser calls per
 generation on the CPU. Every figure is the median of paired, alternating runs in this process (benchmarks/timing.py).
 
-    python benchmarks/overhead.py [--pairs 20]
+    python benchmarks/overhead.py [--pairs 20] [--threads N]
 """
 
 from __future__ import annotations
@@ -49,7 +49,10 @@ def timed_with(model, generate, plan, steps=STEPS):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     model, generate = build()
     layout = accel.layout_of(model)
     params = sum(p.numel() for p in model.parameters())

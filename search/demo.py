@@ -1,78 +1,94 @@
-"""`accel demo`: the main job on the embedded model until the plan searches land in the CLI.
+"""`accel demo`: the main job on the embedded model, end to end.
 
-Runs full compute and FORA every-2/3/4 plans on held-out prompts and writes, under --out: table.md (FLOP ratio,
-paired wall-clock speed-up, PSNR/SSIM vs full compute, attribute accuracy), grid.png (one row per plan) and the
-plans with their measured metrics.
+1. An ECAD search of cache plans on calibration prompts writes a Pareto front folder (plans, front.json, front.png).
+2. A bench on held-out prompts puts the front beside FORA every-n and plain step reduction: exact FLOP ratio,
+   quality against full compute, and paired wall-clock speed-ups; it writes table.md, bench.png and grid.png.
+(The peers' cache hooks join the bench as they land.)
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import torch
 
 import accel
-from accel.search.evaluate import evaluate, reference
+from accel.search.bench import Method, Result, run_methods
 
-N_PROMPTS = 16
-PAIRS = 5
-
-
-def _wall_ratio(pipe, plan, prompts, steps, pairs=PAIRS) -> tuple[float, float, float]:
-    """Median (and min, max) of full time / plan time over paired, alternating runs."""
-    def run(p):
-        start = time.perf_counter()
-        if p is None:
-            pipe(prompts, num_inference_steps=steps)
-        else:
-            with accel.accelerate(pipe, p):
-                pipe(prompts, num_inference_steps=steps)
-        return time.perf_counter() - start
-
-    ratios = []
-    for i in range(pairs):
-        a, b = (run(None), run(plan)) if i % 2 == 0 else tuple(reversed((run(plan), run(None))))
-        ratios.append(a / b)
-    ratios.sort()
-    return ratios[len(ratios) // 2], ratios[0], ratios[-1]
+HELDOUT = 32
+WALL_PAIRS = 3
+COLUMNS = ["psnr", "ssim", "acc_shape", "acc_prompt", "frechet"]
 
 
-def run_demo(out: str | Path, steps: int = 20, model: str = "builtin:shapes") -> Path:
+def run_demo(out: str | Path, steps: int = 20, model: str = "builtin:shapes", budget_s: float = 300.0,
+             n_calibration: int = 16) -> Path:
     from accel.calibration import load_prompts, save_grid
     from accel.calibration.metrics import AttributeClassifier
-    from accel.cli import load_pipeline
+    from accel.cli import describe_front, load_pipeline
+    from accel.search.ecad import ECADConfig, run_ecad
+    from accel.search.samplers import shapes_sampler
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
     pipe = load_pipeline(model)
-    prompts = load_prompts("test")[:N_PROMPTS]
-    classifier = AttributeClassifier.load()
+    calibration = load_prompts("calibration")[:n_calibration]
+    print(f"1/2 ECAD search: {model}, {len(calibration)} calibration prompts, {steps} steps, "
+          f"budget {budget_s / 60:.1f} min -> {out / 'ecad'}")
+    front = run_ecad(shapes_sampler(pipe, calibration, steps), out / "ecad", ECADConfig(steps=steps, budget_s=budget_s),
+                     model_name=model)
+    print(describe_front(front))
+
+    prompts = load_prompts("test")[:HELDOUT]
     layout = accel.layout_of(pipe.transformer)
-    print(f"{model}: {layout!r}; {len(prompts)} held-out prompts, {steps} steps")
-    ref = reference(pipe, prompts, steps)
-    plans = {"full": accel.Plan(cache=accel.CacheSchedule.full(layout, steps), model_name=model)}
-    for n in (2, 3, 4):
-        plans[f"every-{n}"] = accel.Plan(cache=accel.CacheSchedule.every(layout, steps, n), model_name=model,
-                                         produced_by={"method": "fora", "n": n})
-    rows, grids = [], []
-    for name, plan in plans.items():
-        ev = evaluate(pipe, plan, ref, classifier)
-        wall = _wall_ratio(pipe, plan, prompts, steps)
-        plan.metrics = {"flop_ratio": ev.flop_ratio, "wall_ratio": wall[0], **ev.metrics}
-        plan.save(out / "plans" / f"{name}.json")
-        rows.append((name, ev.flop_ratio, wall, ev.metrics))
-        grids.append(ev.images[:8])
-        print(f"  {name:8s} FLOPs {ev.flop_ratio:.2f}x  wall {wall[0]:.2f}x  PSNR {ev.metrics['psnr']:.1f}  "
-              f"prompt acc {ev.metrics['acc_prompt']:.2f}")
-    lines = ["| plan | FLOP ratio | wall speed-up (median, min-max of 5 pairs) | PSNR dB | SSIM | shape acc | prompt acc |",
-             "|---|---|---|---|---|---|---|"]
-    for name, flops, wall, m in rows:
-        lines.append(f"| {name} | {flops:.2f}x | {wall[0]:.2f}x ({wall[1]:.2f}-{wall[2]:.2f}) | {m['psnr']:.1f} | "
-                     f"{m['ssim']:.3f} | {m['acc_shape']:.2f} | {m['acc_prompt']:.2f} |")
-    (out / "table.md").write_text("\n".join(lines) + "\n")
-    save_grid(torch.cat(grids), out / "grid.png", nrow=8)
-    print("\n".join(lines))
-    print(f"wrote {out}/table.md, {out}/grid.png, {out}/plans/")
+    methods = [Method(p.name, "accel ECAD front", plan=p.plan) for p in front.points]
+    methods += [Method(f"FORA every-{n}", "FORA every-n", plan=accel.Plan(cache=accel.CacheSchedule.every(layout, steps, n)))
+                for n in (2, 3, 4)]
+    methods += [Method(f"{k} steps", "fewer steps", steps=k) for k in (10, 7, 5)]
+    timed = {m.name for m in methods if m.family != "accel ECAD front"}
+    near = [p for p in front.points if p.metrics["psnr"] >= 30]  # near-lossless on calibration prompts
+    if near:
+        timed.add(max(near, key=lambda p: p.metrics["flop_ratio"]).name)
+    print(f"\n2/2 bench on {len(prompts)} held-out prompts ({len(methods)} methods)")
+    full, results = run_methods(pipe, prompts, steps, methods, AttributeClassifier.load(), wall_prompts=prompts[:8],
+                                wall_pairs=WALL_PAIRS, wall_for=timed)
+    table = bench_table(full, results)
+    (out / "table.md").write_text(table + "\n")
+    bench_plot(results, out / "bench.png")
+    shown = [full] + [r for r in results if r.method.family != "accel ECAD front"] + results[: len(front.points)][-2:]
+    save_grid(torch.cat([r.images[:8] for r in shown]), out / "grid.png", nrow=8)
+    print(table)
+    print(f"wrote {out}/ecad/ (front), {out}/table.md, {out}/bench.png, {out}/grid.png")
     return out
+
+
+def bench_table(full: Result, results: list[Result]) -> str:
+    head = "| method | FLOP ratio | wall speed-up (median, IQR) | " + " | ".join(COLUMNS) + " |"
+    lines = [head, "|---" * (len(COLUMNS) + 3) + "|"]
+    for r in [full, *results]:
+        wall = f"{r.wall[0]:.2f}x ({r.wall[1]:.2f}-{r.wall[2]:.2f})" if r.wall else "-"
+        lines.append(f"| {r.method.name} | {r.flop_ratio:.2f}x | {wall} | "
+                     + " | ".join(f"{r.metrics[c]:.3f}" for c in COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def bench_plot(results: list[Result], path: Path, metric: str = "psnr") -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=120)
+    families: dict[str, list[Result]] = {}
+    for r in results:
+        families.setdefault(r.method.family, []).append(r)
+    for family, rs in families.items():
+        rs = sorted(rs, key=lambda r: r.flop_ratio)
+        style = "o-" if family.startswith("accel") else "s--"
+        ax.plot([r.flop_ratio for r in rs], [min(r.metrics[metric], 60) for r in rs], style, label=family)
+    ax.set_xlabel("speed-up (FLOP ratio vs full compute)")
+    ax.set_ylabel(f"{metric} vs full compute (held-out prompts)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
