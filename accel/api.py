@@ -131,11 +131,13 @@ class Handle:
         return f"<accel.Handle {state} on {type(self.model).__name__}: {self._engine.mask.shape[0]} steps, {self.layout!r}>"
 
 
-def accelerate(target, plan: Plan | None = None, *, store_all: bool = False) -> Handle:
+def accelerate(target, plan: Plan | None = None, *, store_all: bool = False, observer=None) -> Handle:
     """Run ``plan`` on ``target`` (a pipeline or a denoiser) until the handle is removed.
 
     ``store_all`` keeps every computed output in the cache (not only those the plan reuses later), so that the
     handle's state can continue under another plan with the same prefix (searches use this to share work).
+    ``observer(step, branch, cell, output)`` is called with every component output the model computes
+    (calibration runs use it to measure how outputs change across steps).
     """
     plan = plan if plan is not None else Plan()
     if not isinstance(plan, Plan):
@@ -150,7 +152,7 @@ def accelerate(target, plan: Plan | None = None, *, store_all: bool = False) -> 
     mask = plan.mask_for(binding.layout)
     if mask is None:  # no cache schedule: compute everything, still count steps (up to any sane loop length)
         mask = np.ones((MAX_UNPLANNED_STEPS, binding.layout.n_cells), dtype=bool)
-    engine = CacheEngine(model, binding, mask, plan.reuse_text_kv, store_all)
+    engine = CacheEngine(model, binding, mask, plan.reuse_text_kv, store_all, observer)
     attention = None
     if plan.attention != "sdpa":
         from accel.kernels import install  # validates before it changes anything; falls back to SDPA with one log line

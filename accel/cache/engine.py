@@ -24,7 +24,7 @@ TIMESTEP_NAMES = ("timestep", "timesteps", "t", "time", "sigma")
 
 class CacheEngine:
     def __init__(self, model: torch.nn.Module, binding: Binding, mask: np.ndarray, reuse_text_kv: bool,
-                 store_all: bool = False) -> None:
+                 store_all: bool = False, observer=None) -> None:
         self.model, self.binding = model, binding
         self.mask = np.asarray(mask, dtype=bool)
         steps, n = self.mask.shape
@@ -33,7 +33,9 @@ class CacheEngine:
         later_reuse = np.zeros_like(self.mask)
         later_reuse[:-1] = np.flip(np.logical_or.accumulate(np.flip(~self.mask[1:], 0), 0), 0)
         self.store = np.ones_like(self.mask) if store_all else later_reuse
-        self.hooked = np.ones(n, dtype=bool) if store_all else ~self.mask.all(axis=0)
+        # observer(step, branch, cell, output) sees every computed output (calibration runs use it)
+        self.observer = observer
+        self.hooked = np.ones(n, dtype=bool) if store_all or observer else ~self.mask.all(axis=0)
         self.clock = StepClock(steps)
         self.slots: dict[int, list] = {}
         self.text_kv = TextKVCache() if reuse_text_kv else None
@@ -108,6 +110,8 @@ class CacheEngine:
                     if store[step]:
                         slots[i] = out
                     computed[step] += 1
+                    if self.observer is not None:
+                        self.observer(step, self.clock.branch, i, out)
                     return out
                 reused[step] += 1
                 return slots[i]

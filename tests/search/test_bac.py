@@ -1,0 +1,109 @@
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+import accel
+from accel.search.bac import bac_schedule, bubbling_union, calibrate, schedule_updates
+from accel.search.samplers import shapes_sampler
+from tiny import PROMPTS, tiny_pipeline
+
+
+def brute_force(S, k, maximize=True):
+    T = S.shape[0]
+    sign = 1 if maximize else -1
+    best, arg = -np.inf, None
+    for middle in itertools.combinations(range(1, T - 1), k - 2):
+        starts = [0, *middle]
+        bounds = starts + [T - 1]
+        score = sum(sign * S[a, a:b].sum() for a, b in zip(bounds[:-1], bounds[1:])) + sign * S[T - 1, T - 1]
+        if score > best + 1e-12:
+            best, arg = score, [*starts, T - 1]
+    return arg
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_scheduler_matches_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    T = int(rng.integers(4, 9))
+    S = rng.random((T, T))
+    for k in range(2, T):
+        assert schedule_updates(S, k) == brute_force(S, k), (T, k)
+        assert schedule_updates(S, k, maximize=False) == brute_force(S, k, maximize=False), (T, k)
+
+
+def test_scheduler_edges():
+    S = np.ones((5, 5))
+    assert schedule_updates(S, 5) == [0, 1, 2, 3, 4] and schedule_updates(S, 9) == [0, 1, 2, 3, 4]
+    with pytest.raises(accel.PlanError, match="K must be at least 2"):
+        schedule_updates(S, 1)
+
+
+def test_bubbling_union_on_a_hand_built_case():
+    layout = accel.Layout("hand", tuple(accel.adapters.BlockLayout(f"b{i}", ("attn", "ff"), ("self_attn", "ff"))
+                                        for i in range(3)))
+    # cells: b0.attn 0, b0.ff 1, b1.attn 2, b1.ff 3, b2.attn 4, b2.ff 5
+    updates = [{0, 9}, {0, 3, 9}, {0, 5, 9}, {0, 6, 9}, {0, 9}, {0, 7, 9}]
+    score = np.array([0.1, 0.2, 0.9, 0.3, 0.5, 0.05])  # top 2: b1.attn (block 1), b2.attn (block 2)
+    out = bubbling_union(updates, layout, score, top_n=2)
+    assert out[2] == {0, 5, 6, 7, 9}  # its own + ff of blocks 1 and 2, not block 0's
+    assert out[4] == {0, 7, 9}  # ff of block 2 only
+    assert [out[i] for i in (0, 1, 3, 5)] == [updates[i] for i in (0, 1, 3, 5)]
+
+
+def test_bac_on_the_shapes_dit(tmp_path):
+    pipe = tiny_pipeline()
+    chunks = [shapes_sampler(pipe, PROMPTS[:2], 8), shapes_sampler(pipe, PROMPTS[2:], 8)]
+    stats = calibrate(pipe.transformer, [lambda s=s: _run(s) for s in chunks], 8)
+    S = stats.matrices["cosine"]
+    assert S.shape == (stats.layout.n_cells, 8, 8)
+    np.testing.assert_allclose(np.einsum("ctt->ct", S), 1.0, atol=1e-9)
+    assert (stats.error_score > 0).all() and stats.peak_feature_bytes > 0
+    for k in (3, 5):
+        sched = bac_schedule(stats, k, top_n=2)
+        plan = accel.Plan(cache=sched)
+        loaded = accel.Plan.load(plan.save(tmp_path / f"bac{k}.json"))
+        assert loaded.cache == sched and sched.mask[0].all() and sched.mask[-1].all()
+        plain = bac_schedule(stats, k, top_n=0)
+        assert (plain.mask.sum(axis=0) == k).all()
+        assert (sched.mask >= plain.mask).all()
+
+
+def _run(sampler):
+    from accel.search.bac import _generate
+
+    return _generate(sampler)
+
+
+def test_run_bac_writes_a_front_over_k(tmp_path):
+    from accel.search.bac import run_bac
+    from accel.search.front import ParetoFront
+
+    pipe = tiny_pipeline()
+    chunks = [shapes_sampler(pipe, PROMPTS[:2], 8), shapes_sampler(pipe, PROMPTS[2:], 8)]
+    front, stats = run_bac(chunks, shapes_sampler(pipe, PROMPTS, 8), tmp_path, ks=range(3, 6), top_n=2, log=lambda s: None)
+    loaded = ParetoFront.load(tmp_path)
+    assert {p.name for p in loaded.points} <= {"bac-k3", "bac-k4", "bac-k5"} and loaded.points
+    assert {b["name"] for b in loaded.baselines} >= {"bac-k3-no-union", "fora-2", "fora-5"}
+    assert loaded.points[0].plan.produced_by["method"] == "bac"
+
+
+def test_bac_on_a_torch_decoder_stack():
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerDecoderLayer(16, 2, 32, dropout=0.0, batch_first=True, norm_first=True)
+    stack = torch.nn.TransformerDecoder(layer, 3).eval()
+    x, memory = torch.randn(2, 8, 16), torch.randn(2, 3, 16)
+
+    def generation():
+        h = x
+        for _ in range(6):
+            h = h - 0.1 * stack(h, memory)
+
+    stats = calibrate(stack, [generation], 6)
+    assert stats.layout.family == "torch-nn" and stats.layout.n_cells == 9
+    sched = bac_schedule(stats, 3, top_n=2, similarity="l2")
+    assert sched.mask[0].all() and sched.mask[-1].all()
+    with accel.accelerate(stack, accel.Plan(cache=sched)) as handle:
+        generation()
+        assert handle.stats().reused.sum() == (~sched.mask).sum()
