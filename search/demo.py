@@ -71,24 +71,9 @@ def bench_table(full: Result, results: list[Result]) -> str:
 
 
 def bench_plot(results: list[Result], path: Path, metric: str = "psnr") -> Path:
-    import matplotlib
+    from accel.search.plots import speedup_plot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=120)
-    families: dict[str, list[Result]] = {}
+    series: dict[str, list] = {}
     for r in results:
-        families.setdefault(r.method.family, []).append(r)
-    for family, rs in families.items():
-        rs = sorted(rs, key=lambda r: r.flop_ratio)
-        style = "o-" if family.startswith("accel") else "s--"
-        ax.plot([r.flop_ratio for r in rs], [min(r.metrics[metric], 60) for r in rs], style, label=family)
-    ax.set_xlabel("speed-up (FLOP ratio vs full compute)")
-    ax.set_ylabel(f"{metric} vs full compute (held-out prompts)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+        series.setdefault(r.method.family, []).append((r.flop_ratio, r.metrics[metric]))
+    return speedup_plot(series, path, f"{metric} vs full compute (held-out prompts)", y_cap=60)

@@ -146,30 +146,10 @@ class ParetoFront:
                    baselines=data.get("baselines", []), produced_by=data.get("produced_by", {}))
 
     def plot(self, path, metric: str | None = None) -> Path:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from accel.search.plots import speedup_plot
 
         metric = metric or self.quality_metric
-        fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-        xs = [p.metrics["flop_ratio"] for p in self.points]
-        ys = [p.metrics[metric] for p in self.points]
-        ax.plot(xs, ys, "o-", color="tab:blue", label=f"accel front ({len(xs)} plans)")
-        groups: dict[str, list] = {}
+        series = {"accel front": [(p.metrics["flop_ratio"], p.metrics[metric]) for p in self.points]}
         for b in self.baselines:
-            groups.setdefault(b.get("family", b["name"]), []).append(b)
-        for family, items in groups.items():
-            items = sorted(items, key=lambda b: b["metrics"]["flop_ratio"])
-            bx = [b["metrics"]["flop_ratio"] for b in items]
-            by = [b["metrics"][metric] for b in items]
-            ax.plot(bx, by, "s--", alpha=0.8, label=family)
-        ax.set_xlabel("speed-up (FLOP ratio vs full compute)")
-        ax.set_ylabel(metric)
-        ax.set_title(f"{self.model}, {self.steps} steps")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path)
-        plt.close(fig)
-        return Path(path)
+            series.setdefault(b.get("family", b["name"]), []).append((b["metrics"]["flop_ratio"], b["metrics"][metric]))
+        return speedup_plot(series, path, metric, f"{self.model}, {self.steps} steps")

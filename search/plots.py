@@ -1,0 +1,31 @@
+"""Speed-up vs quality plots: every family of methods as one line (a sweep or a front), accel's solid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def speedup_plot(series: dict[str, list[tuple[float, float]]], path, ylabel: str, title: str = "",
+                 x_label: str = "speed-up (FLOP ratio vs full compute)", y_cap: float | None = None) -> Path:
+    """``series``: family name -> [(speed-up, quality)]; families whose name starts with "accel" are drawn solid."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=120)
+    for family, points in series.items():
+        points = sorted(points)
+        ys = [min(y, y_cap) if y_cap is not None else y for _, y in points]
+        style = "o-" if family.startswith("accel") else "s--"
+        ax.plot([x for x, _ in points], ys, style, alpha=0.9, label=f"{family} ({len(points)})")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
