@@ -1,4 +1,4 @@
-"""The `accel` command: generate, search, show, demo (the bench joins as it lands)."""
+"""The `accel` command: generate, search, bench, show, demo."""
 
 from __future__ import annotations
 
@@ -132,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     from accel.search.cli import add_arguments as add_search
 
     add_search(sub)
+    from accel.search.bench_cli import add_arguments as add_bench
+
+    add_bench(sub)
 
     p = sub.add_parser("demo", help="the main job: an ECAD search, then a held-out bench of its front vs baselines")
     p.add_argument("--model", default=BUILTIN)
