@@ -104,10 +104,7 @@ def describe_plan(plan) -> str:
 def cmd_demo(args) -> int:
     from accel.search.demo import run_demo
 
-    from accel.search.cli import parse_budget
-
-    run_demo(args.out, steps=args.steps, model=args.model, budget_s=parse_budget(args.budget))
-    return 0
+    return run_demo(args.out, steps=args.steps, model=args.model, budget=args.budget, n_prompts=args.n_prompts)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,10 +133,11 @@ def main(argv: list[str] | None = None) -> int:
 
     add_bench(sub)
 
-    p = sub.add_parser("demo", help="the main job: an ECAD search, then a held-out bench of its front vs baselines")
+    p = sub.add_parser("demo", help="the main job: an ECAD search, then the bench of its front vs the peers (held-out prompts)")
     p.add_argument("--model", default=BUILTIN)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--budget", default="5m", help="the search's wall-clock budget")
+    p.add_argument("--n-prompts", type=int, default=32, help="held-out prompts for the bench")
     p.add_argument("--out", default="runs/demo")
     p.set_defaults(run=cmd_demo)
 
