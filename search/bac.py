@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
@@ -170,6 +171,11 @@ def run_bac(chunks: list, sampler, out, ks: Iterable[int] = range(4, 13), top_n:
                        + [{"name": f"fora-{n}", "family": "FORA every-n", "metrics": m}
                           for n, m in zip(fora, rest[len(plain):])])
     front.save(out)
+    # the ablation as a front folder of its own, so the bench can put it beside the Bubbling Union plans
+    no_union = [FrontPoint(accel.Plan(cache=s, model_name=model_name, produced_by={**produced, "top_n": 0, "k": k}), m,
+                           f"bac-k{k}-no-union") for (k, s), m in zip(plain.items(), rest[: len(plain)])]
+    ParetoFront(model=model_name, steps=sampler.steps, objectives=["flop_ratio", "psnr"], points=no_union,
+                produced_by={**produced, "top_n": 0, "method": "bac-no-union"}).save(Path(out) / "no-union")
     return front, stats
 
 

@@ -151,6 +151,24 @@ def headline(full: Result, results: list[Result], wall: tuple | None) -> str:
     return text
 
 
+def dominance_report(full: Result, results: list[Result]) -> str:
+    """Per accel family: which other methods one of its plans dominates (at least the FLOP ratio, and equal or
+    better on every reported metric), and which it does not."""
+    from accel.search.bench import dominated_by
+
+    cols = metric_columns(full)
+    others = [r for r in results if not is_accel(r.method)]
+    lines = [f"dominance on {', '.join(cols)} at equal or higher FLOP ratio:"]
+    for family in dict.fromkeys(r.method.family for r in results if is_accel(r.method)):
+        ours = [r for r in results if r.method.family == family]
+        beaten = [(b, dominated_by(b, ours, cols)) for b in others]
+        lines.append(f"  {family}: dominates {sum(d is not None for _, d in beaten)}/{len(beaten)}")
+        for b, d in beaten:
+            lines.append(f"    {b.method.name} ({b.flop_ratio:.2f}x): "
+                         + (f"by {d.method.name} ({d.flop_ratio:.2f}x)" if d else "not dominated"))
+    return "\n".join(lines)
+
+
 # ---- outputs ----------------------------------------------------------------------------------------------------
 def metric_columns(full: Result) -> list[str]:
     head = ["psnr", "ssim"]
@@ -246,9 +264,12 @@ def run(args) -> int:
     write_plot(results, out / "bench.png", f"{args.model}, {args.steps} steps, {len(prompts)} prompts")
     rows = write_grid(full, results, out / "grid.png")
     print(table)
+    report = dominance_report(full, results)
+    (out / "dominance.txt").write_text(report + "\n")
+    print(report)
     line = headline(full, results, wall)
     (out / "headline.txt").write_text(line + "\n")
     print(line)
     print(f"grid.png rows (top to bottom): {', '.join(rows)}")
-    print(f"wrote {out}/table.md, table.csv, bench.png, grid.png, headline.txt")
+    print(f"wrote {out}/table.md, table.csv, bench.png, grid.png, dominance.txt, headline.txt")
     return 0
