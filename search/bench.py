@@ -25,7 +25,6 @@ class Method:
     plan: accel.Plan | None = None  # an accel plan, or
     steps: int | None = None  # plain step reduction: the same sampler with fewer steps, or
     apply: Callable | None = None  # a peer: apply(pipe) -> context manager that accelerates it
-    flops: Callable | None = None  # peers: exact FLOPs of one generation, when known
 
 
 @dataclass
@@ -95,22 +94,38 @@ def quality(images, reference, prompts, classifier) -> dict:
     return out
 
 
+def measured_generation(pipe, m: Method, prompts, steps, seed, full_flops: int) -> tuple[torch.Tensor, float]:
+    """One generation with ``m``: its images and its exact FLOP ratio against full compute.
+
+    Plans: the handle's exact per-call FLOP accounting. Fewer steps: every denoiser call costs the same, so the
+    ratio is steps / k. Peers skip work dynamically: torch's FLOP counter runs around this same generation.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    if m.plan is not None:
+        with accel.accelerate(pipe, m.plan) as handle:
+            images = pipe(prompts, num_inference_steps=steps, seed=seed, output_type="pt")
+            return images, handle.stats().flop_ratio
+    if m.steps is not None:
+        return pipe(prompts, num_inference_steps=m.steps, seed=seed, output_type="pt"), steps / m.steps
+    counter = FlopCounterMode(display=False)
+    with _context(pipe, m), counter:
+        images = pipe(prompts, num_inference_steps=steps, seed=seed, output_type="pt")
+    return images, full_flops / counter.get_total_flops()
+
+
 def run_methods(pipe, prompts, steps, methods: list[Method], classifier=None, seed: int = 0,
                 wall_prompts: list[str] | None = None, wall_pairs: int = 0, wall_for: set[str] | None = None,
                 log=print) -> tuple[Result, list[Result]]:
-    """(full-compute result, results per method). FLOPs are counted on the same prompts as quality."""
+    """(full-compute result, results per method): one generation per method, on the same prompts and seed."""
     reference = _generate(pipe, Method("full", "full"), prompts, steps, seed)
     full_flops = generation_flops(pipe, prompts, steps, seed)
     full = Result(Method("full", "full"), 1.0, quality(reference, reference, prompts, classifier), images=reference)
     results = []
     for k, m in enumerate(methods):
         t0 = time.perf_counter()
-        images = _generate(pipe, m, prompts, steps, seed)
-        if m.flops is not None:
-            flops = m.flops(pipe, prompts, steps, seed)
-        else:
-            flops = generation_flops(pipe, prompts, steps, seed, m.plan, m.steps)
-        r = Result(m, full_flops / flops, quality(images, reference, prompts, classifier), images=images)
+        images, ratio = measured_generation(pipe, m, prompts, steps, seed, full_flops)
+        r = Result(m, ratio, quality(images, reference, prompts, classifier), images=images)
         if wall_pairs and (wall_for is None or m.name in wall_for):
             r.wall = paired_wall(pipe, m, wall_prompts or prompts, steps, seed, wall_pairs)
         results.append(r)

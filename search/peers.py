@@ -6,8 +6,8 @@ call inside the cache context the peer needs, resets the peer's state at the sta
 denoiser call after ``scheduler.set_timesteps``, when the scheduler's step index is still None), and on exit removes
 what it installed so that the model is exactly as before (no hooks, no instance ``forward`` left behind).
 
-FLOPs of dynamic peers differ per generation, so ``flops=`` counts them with torch's FLOP counter around an
-accelerated generation on the same prompts as the quality metrics.
+FLOPs of dynamic peers differ per generation: the bench counts them with torch's FLOP counter around the same
+generation it measures quality on (search/bench.py).
 """
 
 from __future__ import annotations
@@ -116,22 +116,9 @@ def _diffusers_peer(apply_fn: Callable, make_config: Callable[[_Clock], object])
     return apply
 
 
-def peer_flops(apply: Callable) -> Callable:
-    """flops(pipe, prompts, steps, seed): exact FLOPs of one generation with the peer active."""
-    def flops(pipe, prompts, steps, seed) -> int:
-        from torch.utils.flop_counter import FlopCounterMode
-
-        import accel.cost  # noqa: F401  (registers the CPU SDPA FLOP formula)
-
-        counter = FlopCounterMode(display=False)
-        with apply(pipe), counter:
-            pipe(prompts, num_inference_steps=steps, seed=seed, output_type="pt")
-        return counter.get_total_flops()
-    return flops
-
 
 def _method(name: str, family: str, apply: Callable) -> Method:
-    return Method(name, family, apply=apply, flops=peer_flops(apply))
+    return Method(name, family, apply=apply)
 
 
 # ---- diffusers hooks ------------------------------------------------------------------------------------------
