@@ -30,7 +30,7 @@ def add_arguments(sub) -> None:
     p = sub.add_parser("bench", help="accel's plans beside full compute, fewer steps, FORA and the peer caches")
     p.add_argument("--model", default="builtin:shapes")
     p.add_argument("--prompts", help="held-out prompts, one per line (default: the embedded model's test set)")
-    p.add_argument("--n-prompts", type=int, default=64, help="use the first N prompts (default 64)")
+    p.add_argument("--n-prompts", type=int, default=32, help="use the first N prompts (default 32)")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--methods", default=DEFAULT_METHODS,
