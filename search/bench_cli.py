@@ -88,7 +88,7 @@ def build_methods(pipe, names: list[str], steps: int, plans: list[str], log=prin
     if "fora" in names:
         layout = accel.layout_of(pipe.transformer)
         methods += [Method(f"FORA every-{n}", "FORA every-n", plan=accel.Plan(cache=accel.CacheSchedule.every(
-            layout, steps, n))) for n in (2, 3, 4) if n < steps]
+            layout, steps, n))) for n in (2, 3, 4, 5) if n < steps]
     peers = [n for n in names if n in PEERS]
     if peers:
         methods += peer_methods(pipe, steps, peers, log=log)
