@@ -15,7 +15,6 @@ import math
 import os
 import sys
 import time
-import traceback
 
 import torch
 

@@ -12,10 +12,10 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
 import torch
 
 import accel
+from accel.search.timing import Ratio, paired_ratio
 
 
 @dataclass
@@ -32,7 +32,7 @@ class Result:
     method: Method
     flop_ratio: float
     metrics: dict
-    wall: tuple[float, float, float] | None = None  # median, q1, q3 of full time / method time
+    wall: Ratio | None = None  # full time / method time: median, q1, q3
     images: torch.Tensor | None = field(default=None, repr=False)
 
 
@@ -62,25 +62,15 @@ def generation_flops(pipe, prompts, steps, seed, plan: accel.Plan | None = None,
     return counter.get_total_flops()
 
 
-def paired_wall(pipe, m: Method, prompts, steps, seed, pairs: int) -> tuple[float, float, float]:
-    full = Method("full", "full")
+def paired_speedup(pipe, base: Method, fast: Method, prompts, steps, seed, pairs: int) -> Ratio:
+    """time(base) / time(fast) over alternating runs of exactly these two (median and quartiles)."""
+    return paired_ratio(lambda: _generate(pipe, base, prompts, steps, seed),
+                        lambda: _generate(pipe, fast, prompts, steps, seed), pairs=pairs, warmup=0)
 
-    def timed(method):
-        start = time.perf_counter()
-        _generate(pipe, method, prompts, steps, seed)
-        return time.perf_counter() - start
 
-    ratios = []
-    for i in range(pairs):
-        if i % 2 == 0:
-            a = timed(full)
-            b = timed(m)
-        else:
-            b = timed(m)
-            a = timed(full)
-        ratios.append(a / b)
-    q1, med, q3 = np.percentile(ratios, [25, 50, 75])
-    return float(med), float(q1), float(q3)
+def paired_wall(pipe, m: Method, prompts, steps, seed, pairs: int) -> Ratio:
+    """The wall-clock speed-up of ``m`` over full compute."""
+    return paired_speedup(pipe, Method("full", "full"), m, prompts, steps, seed, pairs)
 
 
 def quality(images, reference, prompts, classifier) -> dict:

@@ -9,15 +9,13 @@ by FLOPs and by paired wall-clock.
 from __future__ import annotations
 
 import csv
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import accel
 from accel.errors import AccelError
-from accel.search.bench import Method, Result, paired_wall, run_methods
+from accel.search.bench import Method, Result, paired_speedup, paired_wall, run_methods
 from accel.search.peers import PEERS, peer_methods
 
 BASELINES = ("full", "steps", "fora")
@@ -117,24 +115,6 @@ def headline_pair(full: Result, results: list[Result]) -> tuple[Result | None, R
     best = [max((r for r in ok if pick(r.method)), key=lambda r: r.flop_ratio, default=None)
             for pick in (is_accel, lambda m: m.apply is not None)]
     return best[0], best[1]
-
-
-def paired_ratio(pipe, a: Method, b: Method, prompts, steps, seed, pairs: int) -> tuple[float, float, float]:
-    """time(b) / time(a) from alternating runs of exactly these two: median, q1, q3."""
-    from accel.search.bench import _generate
-
-    def timed(m):
-        start = time.perf_counter()
-        _generate(pipe, m, prompts, steps, seed)
-        return time.perf_counter() - start
-
-    ratios = []
-    for i in range(pairs):
-        first, second = (a, b) if i % 2 == 0 else (b, a)
-        t = {id(first): timed(first), id(second): timed(second)}
-        ratios.append(t[id(b)] / t[id(a)])
-    q1, med, q3 = np.percentile(ratios, [25, 50, 75])
-    return float(med), float(q1), float(q3)
 
 
 def headline(full: Result, results: list[Result], wall: tuple | None) -> str:
@@ -259,7 +239,7 @@ def run(args) -> int:
         for r in (ours, peer):
             if r.wall is None:
                 r.wall = paired_wall(pipe, r.method, wall_prompts, args.steps, args.seed, args.wall_pairs)
-        wall = paired_ratio(pipe, ours.method, peer.method, wall_prompts, args.steps, args.seed, args.wall_pairs)
+        wall = paired_speedup(pipe, peer.method, ours.method, wall_prompts, args.steps, args.seed, args.wall_pairs)
     table = write_tables(full, results, out)
     write_plot(results, out / "bench.png", f"{args.model}, {args.steps} steps, {len(prompts)} prompts")
     rows = write_grid(full, results, out / "grid.png")

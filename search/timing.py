@@ -16,6 +16,12 @@ class Ratio:
     q3: float
     pairs: int
 
+    def __iter__(self):  # (median, q1, q3), as tables print them
+        return iter((self.median, self.q1, self.q3))
+
+    def __getitem__(self, i: int) -> float:
+        return (self.median, self.q1, self.q3)[i]
+
     def __str__(self) -> str:
         return f"{self.median:.3f} (IQR {self.q1:.3f}-{self.q3:.3f}, {self.pairs} pairs)"
 
