@@ -54,6 +54,7 @@ class TrainConfig:
     checkpoint_minutes: float = 1.0
     log_every: int = 100
     eval_prompts: int = 0  # test prompts evaluated at the end (0 = all)
+    resume: str | None = None  # a saved model folder to start from (its weights; the optimizer starts afresh)
 
     @classmethod
     def for_device(cls, device: str, **overrides) -> "TrainConfig":
@@ -110,7 +111,13 @@ def train(cfg: TrainConfig, device: torch.device, out: Path) -> dict:
     pool_img, pool_tok = render_pool(cfg, device)
     print(f"rendered a pool of {cfg.pool} scenes on {device} in {time.time() - t_start:.1f}s", flush=True)
 
-    transformer, text_encoder = build_models(cfg.model)
+    if cfg.resume:  # continue a saved model: its architecture wins over the config's
+        from accel.calibration.model import load_models
+
+        cfg.model, transformer, text_encoder, _ = load_models(Path(cfg.resume))
+        print(f"resuming from {cfg.resume} ({cfg.model.extra.get('steps', '?')} steps trained before)", flush=True)
+    else:
+        transformer, text_encoder = build_models(cfg.model)
     transformer.to(device).train()
     text_encoder.to(device).train()
     ema_tr, ema_te = copy.deepcopy(transformer).eval(), copy.deepcopy(text_encoder).eval()
@@ -126,8 +133,11 @@ def train(cfg: TrainConfig, device: torch.device, out: Path) -> dict:
     budget = max(deadline - time.time(), 1e-6)
     t_train, t_log, t_ckpt = time.time(), time.time(), time.time()
     step, loss_sum, loss_n = 0, torch.zeros((), device=device), 0
-    extra = {"device": str(device), "batch": cfg.batch, "command": " ".join(["python -m accel.calibration.train"]
-                                                                            + sys.argv[1:])}
+    command = " ".join(["python -m accel.calibration.train"] + sys.argv[1:])
+    before = cfg.model.extra if cfg.resume else {}
+    steps_before = before.get("steps_total", before.get("steps", 0))
+    extra = {"device": str(device), "batch": cfg.batch, "command": command,
+             "history": [*before.get("history", [before["command"]] if "command" in before else []), command]}
     try:
         while True:
             progress = (time.time() - t_train) / budget
@@ -171,12 +181,13 @@ def train(cfg: TrainConfig, device: torch.device, out: Path) -> dict:
                       flush=True)
                 t_log, loss_sum, loss_n = now, torch.zeros((), device=device), 0
             if time.time() - t_ckpt > cfg.checkpoint_minutes * 60:
-                save_checkpoint(out, cfg, ema_tr, ema_te, {**extra, "steps": step, "final": False})
+                save_checkpoint(out, cfg, ema_tr, ema_te, {**extra, "steps": step, "steps_total": steps_before + step,
+                                                             "final": False})
                 t_ckpt = time.time()
     except KeyboardInterrupt:
         print("interrupted: saving the EMA weights", flush=True)
-    extra.update(steps=step, final=True, train_seconds=round(time.time() - t_train),
-                 images_seen=step * cfg.batch)
+    extra.update(steps=step, steps_total=steps_before + step, final=True,
+                 train_seconds=round(time.time() - t_train), images_seen=step * cfg.batch)
     save_checkpoint(out, cfg, ema_tr, ema_te, extra)
     print(f"trained {step} steps ({step * cfg.batch} images) in {time.time() - t_train:.0f}s; saved {out}", flush=True)
     return extra
@@ -198,13 +209,14 @@ def main(argv=None) -> None:
     p.add_argument("--layers", type=int)
     p.add_argument("--heads", type=int)
     p.add_argument("--head-dim", type=int)
+    p.add_argument("--resume", help="start from a saved model folder (e.g. the shipped one) instead of scratch")
     a = p.parse_args(argv)
     device = torch.device(a.device)
     arch = {k: v for k, v in dict(patch_size=a.patch_size, num_layers=a.layers, num_heads=a.heads,
                                   head_dim=a.head_dim).items() if v is not None}
     cfg = TrainConfig.for_device(device.type, minutes=a.minutes, batch=a.batch, lr=a.lr, pool=a.pool,
                                  max_steps=a.max_steps, seed=a.seed, eval_prompts=a.eval_prompts,
-                                 model=ShapesModelConfig(**arch))
+                                 model=ShapesModelConfig(**arch), resume=a.resume)
     if device.type == "cpu":
         torch.set_num_threads(max(torch.get_num_threads(), 1))
     print("config: " + json.dumps(asdict(cfg)), flush=True)

@@ -25,3 +25,15 @@ def test_short_cpu_run_saves_a_loadable_model_and_is_reproducible(tmp_path, caps
     b = _run(tmp_path, "b")
     assert torch.equal(img, load_pipeline(path=b)("a small red circle in the center on a white background",
                                                   num_inference_steps=2))
+
+
+def test_resume_continues_a_saved_model_and_counts_its_steps(tmp_path):
+    a = _run(tmp_path, "a")
+    cfg = TrainConfig(batch=4, pool=32, max_steps=2, minutes=5, eval_reserve_s=0, log_every=1, warmup_steps=1,
+                      resume=str(a))
+    b = tmp_path / "b"
+    train(cfg, torch.device("cpu"), b)
+    extra = json.loads((b / "model_index.json").read_text())["extra"]
+    assert extra["steps"] == 2 and extra["steps_total"] == 5 and len(extra["history"]) == 2
+    before, after = load_pipeline(path=a).transformer, load_pipeline(path=b).transformer
+    assert any(not torch.equal(p, q) for p, q in zip(before.parameters(), after.parameters()))
