@@ -146,10 +146,11 @@ def run_bac(chunks: list, sampler, out, ks: Iterable[int] = range(4, 13), top_n:
     import time
 
     from accel.search.evaluator import PlanEvaluator
+    from accel.search.samplers import generate
     from accel.search.front import FrontPoint, ParetoFront
 
     started = time.perf_counter()
-    stats = calibrate(sampler.denoiser, [lambda s=s: _generate(s) for s in chunks], sampler.steps)
+    stats = calibrate(sampler.denoiser, [lambda s=s: generate(s) for s in chunks], sampler.steps)
     plans = {k: bac_schedule(stats, k, top_n, similarity) for k in ks}
     plain = {k: bac_schedule(stats, k, 0, similarity) for k in ks}
     took = time.perf_counter() - started
@@ -178,9 +179,3 @@ def run_bac(chunks: list, sampler, out, ks: Iterable[int] = range(4, 13), top_n:
                 produced_by={**produced, "top_n": 0, "method": "bac-no-union"}).save(Path(out) / "no-union")
     return front, stats
 
-
-def _generate(sampler):
-    x = sampler.start()
-    for i in range(sampler.steps):
-        x = sampler.step(x, i)
-    return x

@@ -45,6 +45,14 @@ class FlowEulerSampler:
         return self._cost_inputs()
 
 
+def generate(sampler) -> torch.Tensor:
+    """One whole generation with ``sampler``: its final latents."""
+    x = sampler.start()
+    for i in range(sampler.steps):
+        x = sampler.step(x, i)
+    return x
+
+
 def shapes_sampler(pipe, prompts: list[str], steps: int, seed: int = 0,
                    guidance_scale: float | None = None) -> FlowEulerSampler:
     """The embedded model's sampler, bitwise the same as ``ShapesPipeline.__call__`` (a test holds it to that)."""

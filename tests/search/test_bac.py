@@ -71,9 +71,9 @@ def test_bac_on_the_shapes_dit(tmp_path):
 
 
 def _run(sampler):
-    from accel.search.bac import _generate
+    from accel.search.samplers import generate
 
-    return _generate(sampler)
+    return generate(sampler)
 
 
 def test_run_bac_writes_a_front_over_k(tmp_path):
