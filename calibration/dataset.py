@@ -16,7 +16,10 @@ from accel.calibration import grammar as g
 IMAGE_SIZE = 32
 SUPERSAMPLE = 4
 SIZE_PX = (10.0, 15.0)  # bounding-box side of small and large shapes: big enough to tell shapes apart at 32x32
-JITTER_PX = 1.0  # each object's centre moves up to this far from its slot centre, uniformly
+# Each object's centre may move up to this far from its slot centre, uniformly. The model's data set keeps the
+# slots exact: with a 1-px jitter, small denoisers drew every shape as a round blob (the conditional mean over
+# sub-pixel offsets); the attribute classifier still trains with jitter (train_classifier) to read imperfect images.
+JITTER_PX = 0.0
 CENTRES_PX = ((8.0, 8.0), (24.0, 8.0), (8.0, 24.0), (24.0, 24.0), (16.0, 16.0))  # (x, y) of each POSITION
 COLOUR_RGB = (
     (0.90, 0.12, 0.12),  # red
@@ -79,14 +82,15 @@ def _held_out_mask(shape: torch.Tensor, colour: torch.Tensor, background: torch.
     return table[key]
 
 
-def _jitters(n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    jitter = (torch.rand(n, 2, 2, generator=gen) * 2 - 1) * JITTER_PX
+def _jitters(n: int, gen: torch.Generator, jitter_px: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    jitter = (torch.rand(n, 2, 2, generator=gen) * 2 - 1) * jitter_px
     cj = (torch.rand(n, 2, 3, generator=gen) * 2 - 1) * COLOUR_JITTER
     bj = (torch.rand(n, 3, generator=gen) * 2 - 1) * BACKGROUND_JITTER
     return jitter, cj, bj
 
 
-def sample_scenes(n: int, generator: torch.Generator, p_two: float = 0.35, held_out: str = "exclude") -> SceneBatch:
+def sample_scenes(n: int, generator: torch.Generator, p_two: float = 0.35, held_out: str = "exclude",
+                  jitter_px: float = JITTER_PX) -> SceneBatch:
     """n random scenes. held_out: 'exclude' (training), 'include' (any scene), or 'only' (>= 1 held-out object)."""
     gen = generator
     shape = torch.randint(len(g.SHAPES), (n, 2), generator=gen)
@@ -111,7 +115,7 @@ def sample_scenes(n: int, generator: torch.Generator, p_two: float = 0.35, held_
             break
         shape = torch.where(bad, torch.randint(len(g.SHAPES), (n, 2), generator=gen), shape)
         colour = torch.where(bad, torch.randint(len(g.COLOURS), (n, 2), generator=gen), colour)
-    jitter, cj, bj = _jitters(n, gen)
+    jitter, cj, bj = _jitters(n, gen, jitter_px)
     return SceneBatch(shape, colour, size, position, present, background, jitter, cj, bj)
 
 
@@ -127,7 +131,7 @@ def scenes_from_prompts(prompts: list[str], generator: torch.Generator) -> Scene
             for name in cols:
                 cols[name][i, k] = getattr(o, name)
     background = torch.tensor([s.background for s in scenes], dtype=torch.long)
-    jitter, cj, bj = _jitters(n, generator)
+    jitter, cj, bj = _jitters(n, generator, JITTER_PX)
     return SceneBatch(present=present, background=background, jitter=jitter, colour_jitter=cj,
                       background_jitter=bj, **cols)
 

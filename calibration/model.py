@@ -26,9 +26,9 @@ DEFAULT_DIR = Path(__file__).parent / "data" / "shapes-dit"
 class ShapesModelConfig:
     """Sizes of the embedded model. The defaults are the shipped model."""
 
-    patch_size: int = 2  # 2x2-pixel tokens (16x16 = 256 tokens): fine enough to draw edges, corners and arms
-    num_layers: int = 8  # PixArt blocks (self-attention, cross-attention to the prompt, feed-forward)
-    num_heads: int = 2  # few wide heads: on a CPU the cost grows with heads more than with head width
+    patch_size: int = 4  # 4x4-pixel tokens (8x8 = 64 tokens): cheap enough for a wide model on a CPU
+    num_layers: int = 10  # PixArt blocks (self-attention, cross-attention to the prompt, feed-forward)
+    num_heads: int = 4
     head_dim: int = 32
     text_dim: int = 64  # width of the prompt encoder (the transformer's caption_channels)
     text_layers: int = 2  # encoder layers let "red" bind to its own object in two-object prompts

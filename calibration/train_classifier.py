@@ -1,6 +1,7 @@
 """Train the attribute classifier of metrics.py on procedural scenes and write the FID reference statistic.
 
     python -m accel.calibration.train_classifier [--out DIR] [--images 48000] [--epochs 6] [--device cuda]
+    python -m accel.calibration.train_classifier --reference-only   # only the FID reference statistic
 
 It sees every attribute combination (the judge must know the held-out ones too), with noise and blur added so
 it also reads imperfect generated images. Accuracy is measured on held-out real images rendered from a seed
@@ -31,6 +32,7 @@ class ClassifierTrainConfig:
     batch: int = 256
     lr: float = 2e-3
     noise_max: float = 0.08  # per-image Gaussian noise std drawn from U(0, noise_max)
+    jitter_px: float = 1.0  # object centres move this far (augmentation; the model's data set has none)
     seed: int = 7
     val_images: int = 4096  # held-out real images for accuracy and the FID reference statistic
     val_seed: int = 99991
@@ -62,11 +64,12 @@ def train(cfg: ClassifierTrainConfig, out: Path, device: str = "cpu") -> dict[st
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     t0 = time.time()
-    scenes = ds.sample_scenes(cfg.images, gen, p_two=0.4, held_out="include")
+    scenes = ds.sample_scenes(cfg.images, gen, p_two=0.4, held_out="include", jitter_px=cfg.jitter_px)
     images = render_chunked(scenes, device)
     targets = {k: v.to(device) for k, v in scene_targets(scenes).items()}
     gen = torch.Generator(device).manual_seed(cfg.seed)
-    val_scenes = ds.sample_scenes(cfg.val_images, torch.Generator().manual_seed(cfg.val_seed), held_out="include")
+    val_scenes = ds.sample_scenes(cfg.val_images, torch.Generator().manual_seed(cfg.val_seed), held_out="include",
+                                  jitter_px=cfg.jitter_px)
     val_images = render_chunked(val_scenes)
     print(f"rendered {cfg.images} training + {cfg.val_images} held-out images in {time.time() - t0:.0f}s", flush=True)
 
@@ -98,12 +101,19 @@ def train(cfg: ClassifierTrainConfig, out: Path, device: str = "cpu") -> dict[st
     clf = AttributeClassifier(net, info={"train": asdict(cfg), "device": str(device), "held_out_accuracy": acc,
                                          "command": "python -m accel.calibration.train_classifier"})
     clf.save(out / "classifier")
-    from safetensors.torch import save_file
-
-    stats = feature_stats(clf.features(val_images))
-    save_file({k: v.float().contiguous() for k, v in stats.items()}, str(out / "fid_reference.safetensors"))
+    write_fid_reference(clf, out, cfg)
     print(f"saved {out / 'classifier'} and {out / 'fid_reference.safetensors'} ({time.time() - t0:.0f}s)")
     return acc
+
+
+def write_fid_reference(clf: AttributeClassifier, out: Path, cfg: ClassifierTrainConfig) -> None:
+    """The FID reference: classifier features of held-out real images drawn like the model's training data
+    (the data set's own jitter, not the classifier's augmentation)."""
+    from safetensors.torch import save_file
+
+    scenes = ds.sample_scenes(cfg.val_images, torch.Generator().manual_seed(cfg.val_seed), held_out="include")
+    stats = feature_stats(clf.features(render_chunked(scenes)))
+    save_file({k: v.float().contiguous() for k, v in stats.items()}, str(out / "fid_reference.safetensors"))
 
 
 def main(argv=None) -> None:
@@ -112,8 +122,15 @@ def main(argv=None) -> None:
     p.add_argument("--images", type=int, default=ClassifierTrainConfig.images)
     p.add_argument("--epochs", type=int, default=ClassifierTrainConfig.epochs)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--reference-only", action="store_true",
+                   help="keep the classifier in --out and rewrite only the FID reference statistic")
     a = p.parse_args(argv)
-    train(ClassifierTrainConfig(images=a.images, epochs=a.epochs), a.out, a.device)
+    cfg = ClassifierTrainConfig(images=a.images, epochs=a.epochs)
+    if a.reference_only:
+        write_fid_reference(AttributeClassifier.load(a.out / "classifier"), a.out, cfg)
+        print(f"saved {a.out / 'fid_reference.safetensors'}")
+        return
+    train(cfg, a.out, a.device)
 
 
 if __name__ == "__main__":
