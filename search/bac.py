@@ -45,8 +45,14 @@ def _flatten(out) -> torch.Tensor:
     return torch.cat(parts) if parts else torch.zeros(0)
 
 
-def calibrate(model: torch.nn.Module, generations: Iterable[Callable[[], object]], steps: int) -> CellStatistics:
-    """Run each full-compute generation (a callable; one per prompt chunk) and gather per-cell statistics."""
+def calibrate(model: torch.nn.Module, generations: Iterable[Callable[[], object]], steps: int,
+              similarities: Iterable[str] = SIMILARITIES) -> CellStatistics:
+    """Run each full-compute generation (a callable; one per prompt chunk) and gather per-cell statistics.
+    The sorts behind the Wasserstein distance cost as much as the rest together: only computed when asked for."""
+    similarities = tuple(similarities)
+    unknown = [s for s in similarities if s not in SIMILARITIES]
+    if unknown:
+        raise PlanError(f"unknown similarity {unknown[0]!r}; choose among {SIMILARITIES}.")
     layout = accel.layout_of(model)
     n = layout.n_cells
     gram = np.zeros((n, steps, steps))
@@ -71,15 +77,18 @@ def calibrate(model: torch.nn.Module, generations: Iterable[Callable[[], object]
             x = torch.stack([torch.cat(features.pop((c, t))) for t in range(steps)]).double()  # (T, F)
             gram[c] += (x @ x.T).numpy()
             l1[c] += torch.stack([(x - x[i]).abs().sum(1) for i in range(steps)]).numpy()
-            xs = torch.sort(x, dim=1).values
-            wass[c] += torch.stack([(xs - xs[i]).abs().sum(1) for i in range(steps)]).numpy()
+            if "wasserstein" in similarities:
+                xs = torch.sort(x, dim=1).values
+                wass[c] += torch.stack([(xs - xs[i]).abs().sum(1) for i in range(steps)]).numpy()
             count[c] += x.shape[1]
     norms = np.sqrt(np.einsum("ctt->ct", gram))
     sq = np.einsum("ctt->ct", gram)
     l2sq = np.maximum(sq[:, :, None] + sq[:, None, :] - 2 * gram, 0)
     per = count[:, None, None]
     matrices = {"cosine": gram / np.maximum(norms[:, :, None] * norms[:, None, :], 1e-30),
-                "l1": l1 / per, "l2": np.sqrt(l2sq), "mse": l2sq / per, "wasserstein": wass / per}
+                "l1": l1 / per, "l2": np.sqrt(l2sq), "mse": l2sq / per}
+    if "wasserstein" in similarities:
+        matrices["wasserstein"] = wass / per
     upper = np.triu_indices(steps, 1)
     error = np.array([matrices["l1"][c][upper].mean() if steps > 1 else 0.0 for c in range(n)])
     return CellStatistics(layout, steps, matrices, error, int(peak))
@@ -129,6 +138,8 @@ def bubbling_union(updates: list[set[int]], layout: Layout, error_score: np.ndar
 def bac_schedule(stats: CellStatistics, k: int, top_n: int = 5, similarity: str = "cosine") -> accel.CacheSchedule:
     if similarity not in SIMILARITIES:
         raise PlanError(f"unknown similarity {similarity!r}; choose one of {SIMILARITIES}.")
+    if similarity not in stats.matrices:
+        raise PlanError(f"the calibration did not compute {similarity!r}; calibrate with similarities=[{similarity!r}].")
     S = stats.matrices[similarity]
     updates = [set(schedule_updates(S[c], k, maximize=similarity == "cosine")) for c in range(stats.layout.n_cells)]
     if top_n:
@@ -150,7 +161,7 @@ def run_bac(chunks: list, sampler, out, ks: Iterable[int] = range(4, 13), top_n:
     from accel.search.front import FrontPoint, ParetoFront
 
     started = time.perf_counter()
-    stats = calibrate(sampler.denoiser, [lambda s=s: generate(s) for s in chunks], sampler.steps)
+    stats = calibrate(sampler.denoiser, [lambda s=s: generate(s) for s in chunks], sampler.steps, [similarity])
     plans = {k: bac_schedule(stats, k, top_n, similarity) for k in ks}
     plain = {k: bac_schedule(stats, k, 0, similarity) for k in ks}
     took = time.perf_counter() - started

@@ -107,3 +107,28 @@ def test_bac_on_a_torch_decoder_stack():
     with accel.accelerate(stack, accel.Plan(cache=sched)) as handle:
         generation()
         assert handle.stats().reused.sum() == (~sched.mask).sum()
+
+
+def test_similarities_are_computed_only_when_asked_and_checked_first():
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerDecoderLayer(16, 2, 32, dropout=0.0, batch_first=True, norm_first=True)
+    stack = torch.nn.TransformerDecoder(layer, 2).eval()
+    x, memory = torch.randn(1, 4, 16), torch.randn(1, 3, 16)
+    calls = []
+
+    def generation():
+        calls.append(1)
+        h = x
+        for _ in range(5):
+            h = h - 0.1 * stack(h, memory)
+
+    with pytest.raises(accel.PlanError, match="unknown similarity 'dot'"):
+        calibrate(stack, [generation], 5, ["dot"])
+    assert calls == []  # refused before anything ran
+    stats = calibrate(stack, [generation], 5, ["cosine"])
+    assert "wasserstein" not in stats.matrices and stats.error_score.shape == (stats.layout.n_cells,)
+    with pytest.raises(accel.PlanError, match="did not compute 'wasserstein'"):
+        bac_schedule(stats, 3, similarity="wasserstein")
+    full = calibrate(stack, [generation], 5)
+    np.testing.assert_array_equal(full.matrices["cosine"], stats.matrices["cosine"])
+    assert bac_schedule(full, 3, similarity="wasserstein").mask[0].all()
