@@ -48,7 +48,7 @@ def _flatten(out) -> torch.Tensor:
 def calibrate(model: torch.nn.Module, generations: Iterable[Callable[[], object]], steps: int,
               similarities: Iterable[str] = SIMILARITIES) -> CellStatistics:
     """Run each full-compute generation (a callable; one per prompt chunk) and gather per-cell statistics.
-    The sorts behind the Wasserstein distance cost as much as the rest together: only computed when asked for."""
+    The Wasserstein distance needs a sort of every output, so it is computed only when asked for."""
     similarities = tuple(similarities)
     unknown = [s for s in similarities if s not in SIMILARITIES]
     if unknown:
