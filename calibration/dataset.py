@@ -17,8 +17,8 @@ IMAGE_SIZE = 32
 SUPERSAMPLE = 4
 SIZE_PX = (10.0, 15.0)  # bounding-box side of small and large shapes: big enough to tell shapes apart at 32x32
 # Each object's centre may move up to this far from its slot centre, uniformly. The model's data set keeps the
-# slots exact: with a 1-px jitter, small denoisers drew every shape as a round blob (the conditional mean over
-# sub-pixel offsets); the attribute classifier still trains with jitter (train_classifier) to read imperfect images.
+# slots exact (models trained with a 1-px jitter drew round blobs; see README); the attribute classifier still
+# trains with jitter (train_classifier) so that it reads imperfect images.
 JITTER_PX = 0.0
 CENTRES_PX = ((8.0, 8.0), (24.0, 8.0), (8.0, 24.0), (24.0, 24.0), (16.0, 16.0))  # (x, y) of each POSITION
 COLOUR_RGB = (
