@@ -68,8 +68,7 @@ def train(cfg: ClassifierTrainConfig, out: Path, device: str = "cpu") -> dict[st
     images = render_chunked(scenes, device)
     targets = {k: v.to(device) for k, v in scene_targets(scenes).items()}
     gen = torch.Generator(device).manual_seed(cfg.seed)
-    val_scenes = ds.sample_scenes(cfg.val_images, torch.Generator().manual_seed(cfg.val_seed), held_out="include",
-                                  jitter_px=cfg.jitter_px)
+    val_scenes = held_out_scenes(cfg, cfg.jitter_px)
     val_images = render_chunked(val_scenes)
     print(f"rendered {cfg.images} training + {cfg.val_images} held-out images in {time.time() - t0:.0f}s", flush=True)
 
@@ -106,12 +105,18 @@ def train(cfg: ClassifierTrainConfig, out: Path, device: str = "cpu") -> dict[st
     return acc
 
 
+def held_out_scenes(cfg: ClassifierTrainConfig, jitter_px: float) -> ds.SceneBatch:
+    """The held-out real scenes (a seed training never uses; every combination)."""
+    gen = torch.Generator().manual_seed(cfg.val_seed)
+    return ds.sample_scenes(cfg.val_images, gen, held_out="include", jitter_px=jitter_px)
+
+
 def write_fid_reference(clf: AttributeClassifier, out: Path, cfg: ClassifierTrainConfig) -> None:
     """The FID reference: classifier features of held-out real images drawn like the model's training data
     (the data set's own jitter, not the classifier's augmentation)."""
     from safetensors.torch import save_file
 
-    scenes = ds.sample_scenes(cfg.val_images, torch.Generator().manual_seed(cfg.val_seed), held_out="include")
+    scenes = held_out_scenes(cfg, ds.JITTER_PX)
     stats = feature_stats(clf.features(render_chunked(scenes)))
     save_file({k: v.float().contiguous() for k, v in stats.items()}, str(out / "fid_reference.safetensors"))
 

@@ -50,9 +50,8 @@ def calibrate(model: torch.nn.Module, generations: Iterable[Callable[[], object]
     """Run each full-compute generation (a callable; one per prompt chunk) and gather per-cell statistics.
     The Wasserstein distance needs a sort of every output, so it is computed only when asked for."""
     similarities = tuple(similarities)
-    unknown = [s for s in similarities if s not in SIMILARITIES]
-    if unknown:
-        raise PlanError(f"unknown similarity {unknown[0]!r}; choose among {SIMILARITIES}.")
+    for name in similarities:
+        _check_similarity(name)
     layout = accel.layout_of(model)
     n = layout.n_cells
     gram = np.zeros((n, steps, steps))
@@ -92,6 +91,11 @@ def calibrate(model: torch.nn.Module, generations: Iterable[Callable[[], object]
     upper = np.triu_indices(steps, 1)
     error = np.array([matrices["l1"][c][upper].mean() if steps > 1 else 0.0 for c in range(n)])
     return CellStatistics(layout, steps, matrices, error, int(peak))
+
+
+def _check_similarity(name: str) -> None:
+    if name not in SIMILARITIES:
+        raise PlanError(f"unknown similarity {name!r}; choose one of {SIMILARITIES}.")
 
 
 def schedule_updates(S: np.ndarray, k: int, maximize: bool = True) -> list[int]:
@@ -136,8 +140,7 @@ def bubbling_union(updates: list[set[int]], layout: Layout, error_score: np.ndar
 
 
 def bac_schedule(stats: CellStatistics, k: int, top_n: int = 5, similarity: str = "cosine") -> accel.CacheSchedule:
-    if similarity not in SIMILARITIES:
-        raise PlanError(f"unknown similarity {similarity!r}; choose one of {SIMILARITIES}.")
+    _check_similarity(similarity)
     if similarity not in stats.matrices:
         raise PlanError(f"the calibration did not compute {similarity!r}; calibrate with similarities=[{similarity!r}].")
     S = stats.matrices[similarity]
@@ -157,8 +160,8 @@ def run_bac(chunks: list, sampler, out, ks: Iterable[int] = range(4, 13), top_n:
     import time
 
     from accel.search.evaluator import PlanEvaluator
-    from accel.search.samplers import generate
     from accel.search.front import FrontPoint, ParetoFront
+    from accel.search.samplers import generate
 
     started = time.perf_counter()
     stats = calibrate(sampler.denoiser, [lambda s=s: generate(s) for s in chunks], sampler.steps, [similarity])
