@@ -31,23 +31,45 @@ class ShapesModelConfig:
     num_heads: int = 4
     head_dim: int = 32
     text_dim: int = 64  # width of the prompt encoder (the transformer's caption_channels)
-    text_layers: int = 2  # encoder layers let "red" bind to its own object in two-object prompts
+    text_layers: int = 2
     text_heads: int = 4
+    text_attention: str = "clause"  # "clause": each word attends only within its own object phrase (see encoder)
     guidance_scale: float = 3.0  # the pipeline's default classifier-free guidance scale
     extra: dict = field(default_factory=dict)  # provenance: training command, steps, measured accuracies
+
+
+TEXT_ATTENTION = ("clause", "full")
+
+
+def clause_ids(token_ids: torch.Tensor) -> torch.Tensor:
+    """Clause index of every token (B, L): 0 for BOS and the first object phrase, +1 from each 'and' and from the
+    'on' that starts the background phrase. Padding continues the last clause; the all-padding prompt is one clause."""
+    starts = (token_ids == g.TOKEN_IDS["and"]) | (token_ids == g.TOKEN_IDS["on"])
+    return starts.long().cumsum(1)
 
 
 class ShapesTextEncoder(nn.Module):
     """Learned embeddings of the closed grammar vocabulary + positions, then a small transformer encoder.
 
-    Input token ids (B, MAX_TOKENS) from grammar.tokenize; output (B, MAX_TOKENS, dim). All tokens, padding too,
-    are attended to: padding is a learned token, and the all-padding prompt is the unconditional one for CFG.
+    Input token ids (B, MAX_TOKENS) from grammar.tokenize; output (B, MAX_TOKENS, dim). The denoiser attends to
+    all tokens, padding too: padding is a learned token, and the all-padding prompt is the unconditional one.
+
+    attention="clause" lets each word attend only to the words of its own clause (one object phrase, or the
+    background phrase). Every word of "a small red triangle at the top left" then carries the whole phrase, so
+    an image patch at the top left finds its object's colour and shape by matching "top left" in one
+    cross-attention lookup. With "full" attention the shipped-size encoder had not learned that binding after
+    7,339 steps (a linear probe read an object's corner from its colour word 50% of the time, chance 25%), and
+    two-object prompts came out with swapped or merged attributes.
     """
 
-    def __init__(self, dim: int = 64, layers: int = 2, heads: int = 4):
+    def __init__(self, dim: int = 64, layers: int = 2, heads: int = 4, attention: str = "clause"):
         super().__init__()
-        self.config = {"dim": dim, "layers": layers, "heads": heads, "vocab": list(g.VOCABULARY),
-                       "max_tokens": g.MAX_TOKENS}
+        if attention not in TEXT_ATTENTION:
+            raise ValueError(f"text encoder attention must be one of {TEXT_ATTENTION}, got {attention!r}")
+        self.attention = attention
+        self.heads = heads
+        self.config = {"dim": dim, "layers": layers, "heads": heads, "attention": attention,
+                       "vocab": list(g.VOCABULARY), "max_tokens": g.MAX_TOKENS}
         self.token = nn.Embedding(len(g.VOCABULARY) + 2, dim)
         self.position = nn.Parameter(torch.zeros(g.MAX_TOKENS, dim))
         layer = nn.TransformerEncoderLayer(dim, heads, 2 * dim, dropout=0.0, batch_first=True, norm_first=True)
@@ -60,8 +82,18 @@ class ShapesTextEncoder(nn.Module):
     def device(self) -> torch.device:
         return self.token.weight.device
 
+    def set_attention(self, attention: str) -> None:
+        """Switch the attention pattern (e.g. to fine-tune a 'full' encoder as 'clause'); weights are unchanged."""
+        if attention not in TEXT_ATTENTION:
+            raise ValueError(f"text encoder attention must be one of {TEXT_ATTENTION}, got {attention!r}")
+        self.attention = self.config["attention"] = attention
+
     def forward(self, token_ids: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.encoder(self.token(token_ids) + self.position))
+        mask = None
+        if self.attention == "clause":
+            seg = clause_ids(token_ids)
+            mask = (seg[:, :, None] != seg[:, None, :]).repeat_interleave(self.heads, 0)  # True = blocked
+        return self.norm(self.encoder(self.token(token_ids) + self.position, mask=mask))
 
     def encode(self, prompts: list[str]) -> torch.Tensor:
         """Prompts (checked against the grammar; PromptError otherwise) -> embeddings. '' is unconditional."""
@@ -82,7 +114,8 @@ class ShapesTextEncoder(nn.Module):
         cfg = json.loads((path / "config.json").read_text())
         if cfg["vocab"] != list(g.VOCABULARY):
             raise ValueError(f"text encoder at {path} was trained on another vocabulary than grammar.VOCABULARY")
-        enc = cls(cfg["dim"], cfg["layers"], cfg["heads"])
+        # Encoders saved before the attention option existed attended over the whole prompt.
+        enc = cls(cfg["dim"], cfg["layers"], cfg["heads"], cfg.get("attention", "full"))
         enc.load_state_dict(load_file(path / "model.safetensors"))
         return enc
 
@@ -107,7 +140,8 @@ def build_scheduler():
 
 def build_models(cfg: ShapesModelConfig):
     """(transformer, text_encoder) freshly initialised."""
-    return build_transformer(cfg), ShapesTextEncoder(cfg.text_dim, cfg.text_layers, cfg.text_heads)
+    return build_transformer(cfg), ShapesTextEncoder(cfg.text_dim, cfg.text_layers, cfg.text_heads,
+                                                     cfg.text_attention)
 
 
 def save_models(path: Path, cfg: ShapesModelConfig, transformer, text_encoder) -> None:
@@ -130,5 +164,6 @@ def load_models(path: Path = DEFAULT_DIR):
     transformer = PixArtTransformer2DModel.from_pretrained(
         path / "transformer", local_files_only=True, low_cpu_mem_usage=False)
     text_encoder = ShapesTextEncoder.load(path / "text_encoder")
+    cfg.text_attention = text_encoder.attention  # the encoder's own config.json is the record of how it attends
     scheduler = FlowMatchEulerDiscreteScheduler.from_pretrained(path / "scheduler", local_files_only=True)
     return cfg, transformer, text_encoder, scheduler

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from accel.calibration import dataset as ds
 from accel.calibration.evaluate import evaluate
-from accel.calibration.model import ShapesModelConfig, build_models, save_models
+from accel.calibration.model import TEXT_ATTENTION, ShapesModelConfig, build_models, save_models
 
 
 @dataclass
@@ -55,6 +55,7 @@ class TrainConfig:
     log_every: int = 100
     eval_prompts: int = 0  # test prompts evaluated at the end (0 = all)
     resume: str | None = None  # a saved model folder to start from (its weights; the optimizer starts afresh)
+    text_attention: str | None = None  # with resume: switch the loaded encoder's attention (model.text_attention)
 
     @classmethod
     def for_device(cls, device: str, **overrides) -> "TrainConfig":
@@ -116,6 +117,10 @@ def train(cfg: TrainConfig, device: torch.device, out: Path) -> dict:
 
         cfg.model, transformer, text_encoder, _ = load_models(Path(cfg.resume))
         print(f"resuming from {cfg.resume} ({cfg.model.extra.get('steps', '?')} steps trained before)", flush=True)
+        if cfg.text_attention and cfg.text_attention != text_encoder.attention:
+            print(f"text encoder attention: {text_encoder.attention} -> {cfg.text_attention}", flush=True)
+            text_encoder.set_attention(cfg.text_attention)
+            cfg.model.text_attention = cfg.text_attention
     else:
         transformer, text_encoder = build_models(cfg.model)
     transformer.to(device).train()
@@ -209,14 +214,19 @@ def main(argv=None) -> None:
     p.add_argument("--layers", type=int)
     p.add_argument("--heads", type=int)
     p.add_argument("--head-dim", type=int)
+    p.add_argument("--text-attention", choices=TEXT_ATTENTION,
+                   help="prompt encoder attention (default: ShapesModelConfig; with --resume: switch the loaded one)")
+    p.add_argument("--p-two", type=float, help="share of two-object scenes in the pool (default 0.35)")
     p.add_argument("--resume", help="start from a saved model folder (e.g. the shipped one) instead of scratch")
     a = p.parse_args(argv)
+    if a.p_two is not None and not 0.0 <= a.p_two <= 1.0:
+        p.error(f"--p-two is a share of the pool, between 0 and 1; got {a.p_two}")
     device = torch.device(a.device)
     arch = {k: v for k, v in dict(patch_size=a.patch_size, num_layers=a.layers, num_heads=a.heads,
-                                  head_dim=a.head_dim).items() if v is not None}
+                                  head_dim=a.head_dim, text_attention=a.text_attention).items() if v is not None}
     cfg = TrainConfig.for_device(device.type, minutes=a.minutes, batch=a.batch, lr=a.lr, pool=a.pool,
-                                 max_steps=a.max_steps, seed=a.seed, eval_prompts=a.eval_prompts,
-                                 model=ShapesModelConfig(**arch), resume=a.resume)
+                                 max_steps=a.max_steps, seed=a.seed, eval_prompts=a.eval_prompts, p_two=a.p_two,
+                                 model=ShapesModelConfig(**arch), resume=a.resume, text_attention=a.text_attention)
     if device.type == "cpu":
         torch.set_num_threads(max(torch.get_num_threads(), 1))
     print("config: " + json.dumps(asdict(cfg)), flush=True)

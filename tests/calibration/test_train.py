@@ -37,3 +37,17 @@ def test_resume_continues_a_saved_model_and_counts_its_steps(tmp_path):
     assert extra["steps"] == 2 and extra["steps_total"] == 5 and len(extra["history"]) == 2
     before, after = load_pipeline(path=a).transformer, load_pipeline(path=b).transformer
     assert any(not torch.equal(p, q) for p, q in zip(before.parameters(), after.parameters()))
+
+
+def test_resume_can_switch_the_text_encoder_attention(tmp_path):
+    a = tmp_path / "a"
+    cfg = TrainConfig(batch=4, pool=32, max_steps=1, minutes=5, eval_reserve_s=0, log_every=1, warmup_steps=1)
+    cfg.model.text_attention = "full"
+    train(cfg, torch.device("cpu"), a)
+    assert load_pipeline(path=a).text_encoder.attention == "full"
+    cfg = TrainConfig(batch=4, pool=32, max_steps=1, minutes=5, eval_reserve_s=0, log_every=1, warmup_steps=1,
+                      resume=str(a), text_attention="clause")
+    train(cfg, torch.device("cpu"), tmp_path / "b")
+    pipe = load_pipeline(path=tmp_path / "b")
+    assert pipe.text_encoder.attention == "clause" and pipe.config.text_attention == "clause"
+    assert json.loads((tmp_path / "b" / "model_index.json").read_text())["text_attention"] == "clause"
