@@ -10,6 +10,11 @@
 3. Bubbling Union: the top-n cells by error score also update whenever any feed-forward cell at the same or a
    deeper block updates (feed-forward branches have no normalisation inside, so upstream caching error flows
    through them linearly).
+
+Two options beyond the paper, both off by default: ``granularity`` lets a block's cells or all the model's cells
+share one schedule (the DP on the sum of their matrices), and ``force_final=False`` lets the final step reuse.
+On the embedded DiT each helps: cells refreshing at different steps feed each other stale inputs, and an update
+spent on the last step serves that step alone (benchmarks/RESULTS.md has the figures).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from accel.adapters.base import Layout
 from accel.errors import PlanError
 
 SIMILARITIES = ("cosine", "l1", "l2", "mse", "wasserstein")  # cosine is maximised, the distances minimised
+GRANULARITIES = ("cell", "block", "model")  # which cells share one schedule; BAC's own is "cell"
 FFN_ROLES = ("ff", "context_ff", "mlp_in", "mlp_out")
 
 
@@ -98,33 +104,36 @@ def _check_similarity(name: str) -> None:
         raise PlanError(f"unknown similarity {name!r}; choose one of {SIMILARITIES}.")
 
 
-def schedule_updates(S: np.ndarray, k: int, maximize: bool = True) -> list[int]:
-    """K update steps for one cell from its (T, T) similarity matrix; steps 0 and T-1 always update."""
+def schedule_updates(S: np.ndarray, k: int, maximize: bool = True, force_final: bool = True) -> list[int]:
+    """K update steps from a (T, T) similarity matrix; step 0 always updates, and step T-1 too unless
+    force_final is False (then the K updates split all T steps into K segments)."""
     T = S.shape[0]
-    if k < 2 and T > 1:
-        raise PlanError(f"K must be at least 2 (the first and the final step always update), got {k}.")
+    least = 2 if force_final else 1
+    if k < least and T > 1:
+        raise PlanError(f"K must be at least {least} (the first{' and the final' if force_final else ''} step "
+                        f"always update{'' if force_final else 's'}), got {k}.")
     if k >= T:
         return list(range(T))
     score = S if maximize else -S
-    m = T - 1  # steps 0..T-2 split into k-1 segments; step T-1 is its own update
+    segments, m = (k - 1, T - 1) if force_final else (k, T)  # split steps 0..m-1; a forced T-1 stands alone
     cum = np.zeros((m, m + 1))
     cum[:, 1:] = np.cumsum(score[:m, :m], axis=1)
     diag = cum[np.arange(m), np.arange(m)]  # cost(a, b) = sum_{t=a..b} score[a, t] = cum[a, b + 1] - diag[a]
-    dp = np.full((k, m), -np.inf)
-    back = np.zeros((k, m), dtype=int)
+    dp = np.full((segments + 1, m), -np.inf)
+    back = np.zeros((segments + 1, m), dtype=int)
     dp[1] = cum[0, 1:] - diag[0]
-    for seg in range(2, k):
+    for seg in range(2, segments + 1):
         for i in range(seg - 1, m):
             j = np.arange(seg - 2, i)  # previous segment ends at j, this one is [j+1, i]
             cand = dp[seg - 1, j] + cum[j + 1, i + 1] - diag[j + 1]
             best = int(np.argmax(cand))
             dp[seg, i], back[seg, i] = cand[best], j[best]
     starts, i = [], m - 1
-    for seg in range(k - 1, 1, -1):
+    for seg in range(segments, 1, -1):
         j = back[seg, i]
         starts.append(j + 1)
         i = j
-    return sorted(int(t) for t in [0, *starts, T - 1])
+    return sorted(int(t) for t in [0, *starts, *([T - 1] if force_final else [])])
 
 
 def bubbling_union(updates: list[set[int]], layout: Layout, error_score: np.ndarray, top_n: int) -> list[set[int]]:
@@ -139,12 +148,37 @@ def bubbling_union(updates: list[set[int]], layout: Layout, error_score: np.ndar
     return out
 
 
-def bac_schedule(stats: CellStatistics, k: int, top_n: int = 5, similarity: str = "cosine") -> accel.CacheSchedule:
+def cell_groups(layout: Layout, granularity: str) -> list[list[int]]:
+    """Cells that share one schedule: each cell (BAC), each block's cells, or every cell of the model."""
+    if granularity == "cell":
+        return [[c] for c in range(layout.n_cells)]
+    if granularity == "block":
+        groups, i = [], 0
+        for blk in layout.blocks:
+            groups.append(list(range(i, i + len(blk.components))))
+            i += len(blk.components)
+        return groups
+    if granularity == "model":
+        return [list(range(layout.n_cells))]
+    raise PlanError(f"unknown granularity {granularity!r}; choose one of {GRANULARITIES}.")
+
+
+def bac_schedule(stats: CellStatistics, k: int, top_n: int = 5, similarity: str = "cosine",
+                 granularity: str = "cell", force_final: bool = True) -> accel.CacheSchedule:
+    """The BAC plan for K updates. granularity 'block' or 'model' schedules a group of cells on the sum of their
+    matrices (distances scaled by each cell's mean first, so no cell outweighs the rest by its size)."""
     _check_similarity(similarity)
     if similarity not in stats.matrices:
         raise PlanError(f"the calibration did not compute {similarity!r}; calibrate with similarities=[{similarity!r}].")
+    groups = cell_groups(stats.layout, granularity)
     S = stats.matrices[similarity]
-    updates = [set(schedule_updates(S[c], k, maximize=similarity == "cosine")) for c in range(stats.layout.n_cells)]
+    if similarity != "cosine":
+        S = S / np.maximum(S.reshape(len(S), -1).mean(1), 1e-30)[:, None, None]
+    updates = [set() for _ in range(stats.layout.n_cells)]
+    for cells in groups:
+        steps = schedule_updates(S[cells].sum(0), k, maximize=similarity == "cosine", force_final=force_final)
+        for c in cells:
+            updates[c] = set(steps)
     if top_n:
         updates = bubbling_union(updates, stats.layout, stats.error_score, top_n)
     mask = np.zeros((stats.steps, stats.layout.n_cells), dtype=bool)
@@ -154,7 +188,7 @@ def bac_schedule(stats: CellStatistics, k: int, top_n: int = 5, similarity: str 
 
 
 def run_bac(chunks: list, sampler, out, ks: Iterable[int] = range(4, 13), top_n: int = 5, similarity: str = "cosine",
-            model_name: str = "builtin:shapes", log=print):
+            model_name: str = "builtin:shapes", log=print, granularity: str = "cell", force_final: bool = True):
     """Calibrate on ``chunks`` (samplers over prompt chunks), schedule every K, evaluate the plans on ``sampler``
     (all calibration prompts) and write a front folder; BAC without the Bubbling Union and FORA are its baselines."""
     import time
@@ -163,10 +197,11 @@ def run_bac(chunks: list, sampler, out, ks: Iterable[int] = range(4, 13), top_n:
     from accel.search.front import FrontPoint, ParetoFront
     from accel.search.samplers import generate
 
+    cell_groups(accel.layout_of(sampler.denoiser), granularity)  # a bad granularity fails before any run
     started = time.perf_counter()
     stats = calibrate(sampler.denoiser, [lambda s=s: generate(s) for s in chunks], sampler.steps, [similarity])
-    plans = {k: bac_schedule(stats, k, top_n, similarity) for k in ks}
-    plain = {k: bac_schedule(stats, k, 0, similarity) for k in ks}
+    plans = {k: bac_schedule(stats, k, top_n, similarity, granularity, force_final) for k in ks}
+    plain = {k: bac_schedule(stats, k, 0, similarity, granularity, force_final) for k in ks}
     took = time.perf_counter() - started
     log(f"calibration + scheduling for K = {min(ks)}..{max(ks)}: {took:.1f}s; peak output memory "
         f"{stats.peak_feature_bytes / 2**20:.1f} MiB")
@@ -174,7 +209,8 @@ def run_bac(chunks: list, sampler, out, ks: Iterable[int] = range(4, 13), top_n:
     fora = {n: accel.CacheSchedule.every(stats.layout, sampler.steps, n) for n in range(2, 6)}
     masks = [s.mask for s in [*plans.values(), *plain.values(), *fora.values()]]
     metrics = evaluator.evaluate(masks)
-    produced = {"method": "bac", "similarity": similarity, "top_n": top_n, "seconds_calibration": round(took, 2),
+    produced = {"method": "bac", "similarity": similarity, "top_n": top_n, "granularity": granularity,
+                "force_final": force_final, "seconds_calibration": round(took, 2),
                 "peak_output_bytes": stats.peak_feature_bytes}
     points = [FrontPoint(accel.Plan(cache=s, model_name=model_name, produced_by={**produced, "k": k}), m, f"bac-k{k}")
               for (k, s), m in zip(plans.items(), metrics)]

@@ -18,6 +18,20 @@ def parse_budget(text: str) -> float:
     return sum(float(a) * {"h": 3600, "m": 60, "s": 1}[b] for a, b in parts)
 
 
+def process_age() -> float:
+    """Seconds since this process started (Linux: from /proc; elsewhere 0), so a budget can count the imports."""
+    import os
+
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def read_prompts(path: str | None, n: int | None) -> list[str]:
     if path is None:
         from accel.calibration import load_prompts
@@ -76,6 +90,9 @@ def add_arguments(sub) -> None:
     b.add_argument("--top-n", type=int, default=5, help="cells the Bubbling Union applies to (0: none)")
     b.add_argument("--similarity", default="cosine", help="cosine (default), l1, l2, mse or wasserstein")
     b.add_argument("--chunk", type=int, default=8, help="prompts per calibration chunk (bounds memory)")
+    b.add_argument("--granularity", default="cell", choices=("cell", "block", "model"),
+                   help="cells sharing one schedule: each cell (BAC, default), each block, or the whole model")
+    b.add_argument("--free-final", action="store_true", help="let the final step reuse (BAC always updates it)")
     b.set_defaults(run=run_bac_command)
 
 
@@ -92,6 +109,9 @@ def _sampler(args):
 
 
 def run_search(args) -> int:
+    import time
+
+    started = time.perf_counter() - process_age()  # --budget is the whole command's wall time
     from accel.cli import describe_front
     from accel.search.ecad import ECADConfig, run_ecad
 
@@ -107,7 +127,7 @@ def run_search(args) -> int:
     pipe, prompts, sampler = _sampler(args)
     print(f"ECAD search on {args.model}: {len(prompts)} prompts, {args.steps} steps, population {config.population}, "
           f"budget {config.budget_s / 60:.1f} min -> {args.out}")
-    front = run_ecad(sampler, args.out, config, model_name=args.model, storage=args.storage)
+    front = run_ecad(sampler, args.out, config, model_name=args.model, storage=args.storage, started=started)
     print(describe_front(front))
     print(f"wrote {args.out}/front.json, {args.out}/front.png and {len(front.points)} plans in {args.out}/plans/")
     return 0
@@ -122,7 +142,8 @@ def run_bac_command(args) -> int:
     pipe, prompts, sampler = _sampler(args)
     chunks = [shapes_sampler(pipe, prompts[i:i + args.chunk], args.steps, seed=args.seed)
               for i in range(0, len(prompts), args.chunk)]
-    front, _ = run_bac(chunks, sampler, args.out, ks, args.top_n, args.similarity, model_name=args.model)
+    front, _ = run_bac(chunks, sampler, args.out, ks, args.top_n, args.similarity, model_name=args.model,
+                       granularity=args.granularity, force_final=not args.free_final)
     print(describe_front(front))
     print(f"wrote {args.out}/front.json, {args.out}/front.png and {len(front.points)} plans in {args.out}/plans/")
     return 0

@@ -46,8 +46,10 @@ class ECADConfig:
 
 
 def run_ecad(sampler, out: str | Path, config: ECADConfig | None = None, model_name: str = "builtin:shapes",
-             storage: str | None = None, log=print) -> ParetoFront:
-    """Search cache plans for ``sampler`` (search/samplers.py: its denoiser, prompts, noise and steps)."""
+             storage: str | None = None, log=print, started: float | None = None) -> ParetoFront:
+    """Search cache plans for ``sampler`` (search/samplers.py: its denoiser, prompts, noise and steps).
+    The budget counts from ``started`` (a time.perf_counter() value; default: now), so a command line can
+    count its own start-up, and it keeps room for writing the front at the end."""
     from pymoo.algorithms.moo.nsga2 import NSGA2
     from pymoo.core.problem import Problem
     from pymoo.operators.crossover.pntx import PointCrossover
@@ -64,7 +66,7 @@ def run_ecad(sampler, out: str | Path, config: ECADConfig | None = None, model_n
     setup = {**config.setup(model_name, sampler.prompts), "noise": tensor_digest(sampler.start()),
              "weights": weights_digest(sampler.denoiser)}
     store = StudyStore(storage or out / "study.db", "ecad", setup, objectives)
-    started = time.perf_counter()
+    started = time.perf_counter() if started is None else started
     evaluator = PlanEvaluator(sampler, config.reuse_text_kv, config.share_prefixes, cache_dir=out)
     layout = evaluator.layout
     grid = Grid(layout, config.steps)
@@ -85,12 +87,12 @@ def run_ecad(sampler, out: str | Path, config: ECADConfig | None = None, model_n
     algorithm.setup(problem, termination=("n_gen", 10**9), seed=config.seed)
 
     front = None
-    generation, gen_times = 0, []
+    generation, gen_times, finish_s = 0, [], 0.0
     try:
         while config.max_generations is None or generation < config.max_generations:
             elapsed = time.perf_counter() - started
             expected = np.median(gen_times) if gen_times else 0.0
-            if elapsed + expected > config.budget_s and generation > 0:
+            if elapsed + expected + finish_s > config.budget_s and generation > 0:
                 break
             t0 = time.perf_counter()
             pop = algorithm.ask()
@@ -100,9 +102,11 @@ def run_ecad(sampler, out: str | Path, config: ECADConfig | None = None, model_n
             pop.set("F", np.array([[-sense(o) * r[o] for o in objectives] for r in results]))
             algorithm.tell(infills=pop)
             took = time.perf_counter() - t0
-            if known < len(masks):
-                gen_times.append(took)
+            t_front = time.perf_counter()
             front = _front(store, grid, objectives, model_name, config)
+            finish_s = 2 * (time.perf_counter() - t_front) + 1.0  # the final front, its plot and files
+            if known < len(masks):
+                gen_times.append(time.perf_counter() - t0)
             elapsed = time.perf_counter() - started
             eta = max(0.0, config.budget_s - elapsed)
             log(f"gen {generation:3d} | evals {len(store):4d} (+{len(masks) - known}, {known} from store) | "

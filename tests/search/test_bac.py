@@ -10,16 +10,19 @@ from accel.search.samplers import shapes_sampler
 from tiny import PROMPTS, tiny_pipeline
 
 
-def brute_force(S, k, maximize=True):
+def brute_force(S, k, maximize=True, force_final=True):
     T = S.shape[0]
     sign = 1 if maximize else -1
     best, arg = -np.inf, None
-    for middle in itertools.combinations(range(1, T - 1), k - 2):
+    last = T - 1 if force_final else T  # a forced final step is its own segment
+    for middle in itertools.combinations(range(1, last), k - 2 if force_final else k - 1):
         starts = [0, *middle]
-        bounds = starts + [T - 1]
-        score = sum(sign * S[a, a:b].sum() for a, b in zip(bounds[:-1], bounds[1:])) + sign * S[T - 1, T - 1]
+        bounds = starts + [last]
+        score = sum(sign * S[a, a:b].sum() for a, b in zip(bounds[:-1], bounds[1:]))
+        if force_final:
+            score += sign * S[T - 1, T - 1]
         if score > best + 1e-12:
-            best, arg = score, [*starts, T - 1]
+            best, arg = score, [*starts, T - 1] if force_final else starts
     return arg
 
 
@@ -31,6 +34,10 @@ def test_scheduler_matches_brute_force(seed):
     for k in range(2, T):
         assert schedule_updates(S, k) == brute_force(S, k), (T, k)
         assert schedule_updates(S, k, maximize=False) == brute_force(S, k, maximize=False), (T, k)
+    for k in range(1, T):
+        assert schedule_updates(S, k, force_final=False) == brute_force(S, k, force_final=False), (T, k)
+        assert (schedule_updates(S, k, maximize=False, force_final=False)
+                == brute_force(S, k, maximize=False, force_final=False)), (T, k)
 
 
 def test_scheduler_edges():
@@ -68,6 +75,17 @@ def test_bac_on_the_shapes_dit(tmp_path):
         plain = bac_schedule(stats, k, top_n=0)
         assert (plain.mask.sum(axis=0) == k).all()
         assert (sched.mask >= plain.mask).all()
+    # shared schedules: the DP on the summed matrices, identical columns within a group
+    shared = bac_schedule(stats, 4, top_n=0, granularity="model", force_final=False)
+    steps = np.where(shared.mask[:, 0])[0].tolist()
+    assert (shared.mask == shared.mask[:, :1]).all() and len(steps) == 4 and steps[0] == 0
+    assert steps == schedule_updates(S.sum(0), 4, force_final=False)
+    per_block = bac_schedule(stats, 4, top_n=0, granularity="block").mask
+    for b, blk in enumerate(stats.layout.blocks):
+        cols = per_block[:, 3 * b: 3 * b + len(blk.components)]
+        assert (cols == cols[:, :1]).all() and cols[:, 0].sum() == 4 and cols[-1, 0]
+    with pytest.raises(accel.PlanError, match="granularity"):
+        bac_schedule(stats, 4, granularity="layer")
 
 
 def _run(sampler):
