@@ -11,10 +11,12 @@
    deeper block updates (feed-forward branches have no normalisation inside, so upstream caching error flows
    through them linearly).
 
-Two options beyond the paper, both off by default: ``granularity`` lets a block's cells or all the model's cells
-share one schedule (the DP on the sum of their matrices), and ``force_final=False`` lets the final step reuse.
-On the embedded DiT each helps: cells refreshing at different steps feed each other stale inputs, and an update
-spent on the last step serves that step alone (benchmarks/RESULTS.md has the figures).
+Three options beyond the paper, all off by default: ``granularity`` lets a block's cells or all the model's cells
+share one schedule (the DP on the sum of their matrices), ``force_final=False`` lets the final step reuse, and
+``step_weight='ramp'`` counts standing in for a late step more than for an early one. On the embedded DiT each
+helps: cells refreshing at different steps feed each other stale inputs, an update spent on the last step serves
+that step alone, and features change fastest at high noise, where an error matters least, so unweighted
+similarity spends updates too early (benchmarks/RESULTS.md has the figures).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from accel.errors import PlanError
 
 SIMILARITIES = ("cosine", "l1", "l2", "mse", "wasserstein")  # cosine is maximised, the distances minimised
 GRANULARITIES = ("cell", "block", "model")  # which cells share one schedule; BAC's own is "cell"
+STEP_WEIGHTS = ("flat", "ramp")  # how much standing in for step t counts: equally (BAC), or (t + 1) / T
 FFN_ROLES = ("ff", "context_ff", "mlp_in", "mlp_out")
 
 
@@ -163,11 +166,21 @@ def cell_groups(layout: Layout, granularity: str) -> list[list[int]]:
     raise PlanError(f"unknown granularity {granularity!r}; choose one of {GRANULARITIES}.")
 
 
+def step_weights(steps: int, step_weight: str) -> np.ndarray:
+    if step_weight == "flat":
+        return np.ones(steps)
+    if step_weight == "ramp":  # an error at a late step reaches the image; an early one is partly denoised away
+        return (np.arange(steps) + 1) / steps
+    raise PlanError(f"unknown step weight {step_weight!r}; choose one of {STEP_WEIGHTS}.")
+
+
 def bac_schedule(stats: CellStatistics, k: int, top_n: int = 5, similarity: str = "cosine",
-                 granularity: str = "cell", force_final: bool = True) -> accel.CacheSchedule:
+                 granularity: str = "cell", force_final: bool = True, step_weight: str = "flat") -> accel.CacheSchedule:
     """The BAC plan for K updates. granularity 'block' or 'model' schedules a group of cells on the sum of their
-    matrices (distances scaled by each cell's mean first, so no cell outweighs the rest by its size)."""
+    matrices (distances scaled by each cell's mean first, so no cell outweighs the rest by its size); step_weight
+    'ramp' weighs the similarity of the cached output to step t by (t + 1) / T."""
     _check_similarity(similarity)
+    weight = step_weights(stats.steps, step_weight)
     if similarity not in stats.matrices:
         raise PlanError(f"the calibration did not compute {similarity!r}; calibrate with similarities=[{similarity!r}].")
     groups = cell_groups(stats.layout, granularity)
@@ -176,7 +189,7 @@ def bac_schedule(stats: CellStatistics, k: int, top_n: int = 5, similarity: str 
         S = S / np.maximum(S.reshape(len(S), -1).mean(1), 1e-30)[:, None, None]
     updates = [set() for _ in range(stats.layout.n_cells)]
     for cells in groups:
-        steps = schedule_updates(S[cells].sum(0), k, maximize=similarity == "cosine", force_final=force_final)
+        steps = schedule_updates(S[cells].sum(0) * weight, k, maximize=similarity == "cosine", force_final=force_final)
         for c in cells:
             updates[c] = set(steps)
     if top_n:
@@ -188,7 +201,8 @@ def bac_schedule(stats: CellStatistics, k: int, top_n: int = 5, similarity: str 
 
 
 def run_bac(chunks: list, sampler, out, ks: Iterable[int] = range(4, 13), top_n: int = 5, similarity: str = "cosine",
-            model_name: str = "builtin:shapes", log=print, granularity: str = "cell", force_final: bool = True):
+            model_name: str = "builtin:shapes", log=print, granularity: str = "cell", force_final: bool = True,
+            step_weight: str = "flat"):
     """Calibrate on ``chunks`` (samplers over prompt chunks), schedule every K, evaluate the plans on ``sampler``
     (all calibration prompts) and write a front folder; BAC without the Bubbling Union and FORA are its baselines."""
     import time
@@ -197,11 +211,12 @@ def run_bac(chunks: list, sampler, out, ks: Iterable[int] = range(4, 13), top_n:
     from accel.search.front import FrontPoint, ParetoFront
     from accel.search.samplers import generate
 
-    cell_groups(accel.layout_of(sampler.denoiser), granularity)  # a bad granularity fails before any run
+    cell_groups(accel.layout_of(sampler.denoiser), granularity)  # bad options fail before any run
+    step_weights(sampler.steps, step_weight)
     started = time.perf_counter()
     stats = calibrate(sampler.denoiser, [lambda s=s: generate(s) for s in chunks], sampler.steps, [similarity])
-    plans = {k: bac_schedule(stats, k, top_n, similarity, granularity, force_final) for k in ks}
-    plain = {k: bac_schedule(stats, k, 0, similarity, granularity, force_final) for k in ks}
+    plans = {k: bac_schedule(stats, k, top_n, similarity, granularity, force_final, step_weight) for k in ks}
+    plain = {k: bac_schedule(stats, k, 0, similarity, granularity, force_final, step_weight) for k in ks}
     took = time.perf_counter() - started
     log(f"calibration + scheduling for K = {min(ks)}..{max(ks)}: {took:.1f}s; peak output memory "
         f"{stats.peak_feature_bytes / 2**20:.1f} MiB")
@@ -210,7 +225,7 @@ def run_bac(chunks: list, sampler, out, ks: Iterable[int] = range(4, 13), top_n:
     masks = [s.mask for s in [*plans.values(), *plain.values(), *fora.values()]]
     metrics = evaluator.evaluate(masks)
     produced = {"method": "bac", "similarity": similarity, "top_n": top_n, "granularity": granularity,
-                "force_final": force_final, "seconds_calibration": round(took, 2),
+                "force_final": force_final, "step_weight": step_weight, "seconds_calibration": round(took, 2),
                 "peak_output_bytes": stats.peak_feature_bytes}
     points = [FrontPoint(accel.Plan(cache=s, model_name=model_name, produced_by={**produced, "k": k}), m, f"bac-k{k}")
               for (k, s), m in zip(plans.items(), metrics)]

@@ -93,6 +93,8 @@ def add_arguments(sub) -> None:
     b.add_argument("--granularity", default="cell", choices=("cell", "block", "model"),
                    help="cells sharing one schedule: each cell (BAC, default), each block, or the whole model")
     b.add_argument("--free-final", action="store_true", help="let the final step reuse (BAC always updates it)")
+    b.add_argument("--step-weight", default="flat", choices=("flat", "ramp"),
+                   help="weigh standing in for step t equally (BAC, default) or by (t + 1) / T")
     b.set_defaults(run=run_bac_command)
 
 
@@ -143,7 +145,7 @@ def run_bac_command(args) -> int:
     chunks = [shapes_sampler(pipe, prompts[i:i + args.chunk], args.steps, seed=args.seed)
               for i in range(0, len(prompts), args.chunk)]
     front, _ = run_bac(chunks, sampler, args.out, ks, args.top_n, args.similarity, model_name=args.model,
-                       granularity=args.granularity, force_final=not args.free_final)
+                       granularity=args.granularity, force_final=not args.free_final, step_weight=args.step_weight)
     print(describe_front(front))
     print(f"wrote {args.out}/front.json, {args.out}/front.png and {len(front.points)} plans in {args.out}/plans/")
     return 0

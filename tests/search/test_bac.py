@@ -86,6 +86,19 @@ def test_bac_on_the_shapes_dit(tmp_path):
         assert (cols == cols[:, :1]).all() and cols[:, 0].sum() == 4 and cols[-1, 0]
     with pytest.raises(accel.PlanError, match="granularity"):
         bac_schedule(stats, 4, granularity="layer")
+    ramp = bac_schedule(stats, 4, top_n=0, granularity="model", force_final=False, step_weight="ramp")
+    weighted = S.sum(0) * (np.arange(8) + 1) / 8
+    assert np.where(ramp.mask[:, 0])[0].tolist() == schedule_updates(weighted, 4, force_final=False)
+    with pytest.raises(accel.PlanError, match="step weight"):
+        bac_schedule(stats, 4, step_weight="late")
+
+
+def test_ramp_weight_shortens_late_segments():
+    lag = np.triu(np.arange(8)[None, :] - np.arange(8)[:, None]).astype(float)  # distance grows with staleness
+    assert schedule_updates(lag, 2, maximize=False, force_final=False) == [0, 4]  # balanced halves
+    ramp = lag * (np.arange(8) + 1) / 8
+    late = schedule_updates(ramp, 2, maximize=False, force_final=False)
+    assert late[0] == 0 and late[1] > 4  # the later segment got shorter
 
 
 def _run(sampler):
