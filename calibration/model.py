@@ -64,12 +64,10 @@ class ShapesTextEncoder(nn.Module):
 
     def __init__(self, dim: int = 64, layers: int = 2, heads: int = 4, attention: str = "clause"):
         super().__init__()
-        if attention not in TEXT_ATTENTION:
-            raise ValueError(f"text encoder attention must be one of {TEXT_ATTENTION}, got {attention!r}")
-        self.attention = attention
         self.heads = heads
-        self.config = {"dim": dim, "layers": layers, "heads": heads, "attention": attention,
-                       "vocab": list(g.VOCABULARY), "max_tokens": g.MAX_TOKENS}
+        self.config = {"dim": dim, "layers": layers, "heads": heads, "vocab": list(g.VOCABULARY),
+                       "max_tokens": g.MAX_TOKENS}
+        self.set_attention(attention)
         self.token = nn.Embedding(len(g.VOCABULARY) + 2, dim)
         self.position = nn.Parameter(torch.zeros(g.MAX_TOKENS, dim))
         layer = nn.TransformerEncoderLayer(dim, heads, 2 * dim, dropout=0.0, batch_first=True, norm_first=True)
