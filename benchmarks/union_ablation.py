@@ -16,9 +16,12 @@ import numpy as np
 
 
 def main(path: str) -> None:
-    rows = list(csv.DictReader(open(path)))
-    pick = lambda family: sorted((float(r["flop_ratio"]), float(r["psnr"]), r["method"])  # noqa: E731
-                                 for r in rows if r["family"] == family)
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+
+    def pick(family: str) -> list[tuple[float, float, str]]:
+        return sorted((float(r["flop_ratio"]), float(r["psnr"]), r["method"]) for r in rows if r["family"] == family)
+
     union, plain = pick("accel bac front (bac)"), pick("accel bac-no-union front (no-union)")
     if not union or not plain:
         raise SystemExit(f"{path}: no BAC rows (bench with --plans runs/bac runs/bac/no-union)")

@@ -141,7 +141,7 @@ def schedule_updates(S: np.ndarray, k: int, maximize: bool = True, force_final: 
 
 def bubbling_union(updates: list[set[int]], layout: Layout, error_score: np.ndarray, top_n: int) -> list[set[int]]:
     """The top-n cells by error score take the update steps of every FFN cell at the same or a deeper block."""
-    block_of = [b for b, blk in enumerate(layout.blocks) for _ in blk.components]
+    block_of = [b for b, cells in enumerate(layout.block_cells) for _ in cells]
     ffn = [r in FFN_ROLES for r in layout.roles]
     out = [set(u) for u in updates]
     for u in np.argsort(-np.asarray(error_score), kind="stable")[:top_n]:
@@ -156,17 +156,14 @@ def cell_groups(layout: Layout, granularity: str) -> list[list[int]]:
     if granularity == "cell":
         return [[c] for c in range(layout.n_cells)]
     if granularity == "block":
-        groups, i = [], 0
-        for blk in layout.blocks:
-            groups.append(list(range(i, i + len(blk.components))))
-            i += len(blk.components)
-        return groups
+        return layout.block_cells
     if granularity == "model":
         return [list(range(layout.n_cells))]
     raise PlanError(f"unknown granularity {granularity!r}; choose one of {GRANULARITIES}.")
 
 
 def step_weights(steps: int, step_weight: str) -> np.ndarray:
+    """Per step t, how much the DP counts the cached output standing in for it."""
     if step_weight == "flat":
         return np.ones(steps)
     if step_weight == "ramp":  # an error at a late step reaches the image; an early one is partly denoised away

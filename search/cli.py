@@ -72,6 +72,8 @@ def parse_ks(text: str) -> list[int]:
 
 
 def add_arguments(sub) -> None:
+    from accel.search.bac import GRANULARITIES, SIMILARITIES, STEP_WEIGHTS
+
     p = sub.add_parser("search", help="search plans on calibration prompts and write a Pareto front folder")
     methods = p.add_subparsers(dest="method", required=True)
     e = methods.add_parser("ecad", help="genetic search of cache plans (NSGA-II)")
@@ -88,12 +90,12 @@ def add_arguments(sub) -> None:
     _common(b, "runs/bac")
     b.add_argument("--k", default="4..12", help="update steps per cell: '4..12', '4,6,8' or '6'")
     b.add_argument("--top-n", type=int, default=5, help="cells the Bubbling Union applies to (0: none)")
-    b.add_argument("--similarity", default="cosine", help="cosine (default), l1, l2, mse or wasserstein")
+    b.add_argument("--similarity", default="cosine", choices=SIMILARITIES, help="cosine is BAC's own")
     b.add_argument("--chunk", type=int, default=8, help="prompts per calibration chunk (bounds memory)")
-    b.add_argument("--granularity", default="cell", choices=("cell", "block", "model"),
+    b.add_argument("--granularity", default="cell", choices=GRANULARITIES,
                    help="cells sharing one schedule: each cell (BAC, default), each block, or the whole model")
     b.add_argument("--free-final", action="store_true", help="let the final step reuse (BAC always updates it)")
-    b.add_argument("--step-weight", default="flat", choices=("flat", "ramp"),
+    b.add_argument("--step-weight", default="flat", choices=STEP_WEIGHTS,
                    help="weigh standing in for step t equally (BAC, default) or by (t + 1) / T")
     b.set_defaults(run=run_bac_command)
 

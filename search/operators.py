@@ -29,11 +29,7 @@ class Grid:
 
     def __init__(self, layout: Layout, steps: int) -> None:
         self.layout, self.steps, self.cells = layout, steps, layout.n_cells
-        self.blocks: list[np.ndarray] = []
-        i = 0
-        for b in layout.blocks:
-            self.blocks.append(np.arange(i, i + len(b.components)))
-            i += len(b.components)
+        self.blocks = [np.array(cells) for cells in layout.block_cells]
         names = [c for _, c in layout.cells]
         self.columns = [np.array([j for j, n in enumerate(names) if n == c]) for c in dict.fromkeys(names)]
 

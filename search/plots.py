@@ -16,12 +16,11 @@ def speedup_plot(series: dict[str, list[tuple[float, float]]], path, ylabel: str
     fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=120)
     tab20 = plt.get_cmap("tab20").colors
     colours = tab20[0::2] + tab20[1::2]  # ten strong colours, then their light twins: 20 series stay apart
-    accel_markers = "o^Dvp"
+    accel_markers = iter("o^Dvp" * 4)  # accel's own series: solid, each with its marker
     for i, (family, points) in enumerate(series.items()):
         points = sorted(points)
         ys = [min(y, y_cap) if y_cap is not None else y for _, y in points]
-        ours = family.startswith("accel")
-        style = (accel_markers[sum(f.startswith("accel") for f in list(series)[:i]) % 5] + "-") if ours else "s--"
+        style = next(accel_markers) + "-" if family.startswith("accel") else "s--"
         ax.plot([x for x, _ in points], ys, style, color=colours[i % 20], alpha=0.9, label=f"{family} ({len(points)})")
     ax.set_xlabel(x_label)
     ax.set_ylabel(ylabel)

@@ -46,6 +46,15 @@ class Layout:
     def n_cells(self) -> int:
         return sum(len(b.components) for b in self.blocks)
 
+    @property
+    def block_cells(self) -> list[list[int]]:
+        """The cell indices of each block, in order."""
+        out, i = [], 0
+        for b in self.blocks:
+            out.append(list(range(i, i + len(b.components))))
+            i += len(b.components)
+        return out
+
     def cell_index(self, block: str, component: str) -> int:
         index = self._index()
         if (block, component) not in index:

@@ -166,3 +166,11 @@ def test_layouts(family, cells):
     layout = accel.layout_of(ALL[family]().model)
     assert layout.cells[:len(cells)] == cells
     assert accel.Layout.from_json(layout.to_json()) == layout
+
+
+def test_layout_block_cells_follow_block_major_order():
+    from accel.adapters.base import BlockLayout, Layout
+
+    layout = Layout("toy", (BlockLayout("a", ("x", "y"), ("self_attn", "ff")), BlockLayout("b", ("z",), ("ff",))))
+    assert layout.block_cells == [[0, 1], [2]]
+    assert [layout.cells[i] for i in layout.block_cells[0]] == [("a", "x"), ("a", "y")]
